@@ -1,0 +1,190 @@
+//! The control file: the checkpoint pointer, the catalog and the commit log, replaced
+//! atomically at every checkpoint. Layout in `docs/format.md` ("Control file").
+
+use crate::codec::{get_u16, get_u32, get_u64, put, put_u16, put_u32, put_u64, Reader, Writer};
+use crate::error::CorruptionKind;
+
+/// Control file magic.
+pub const CONTROL_MAGIC: [u8; 4] = *b"SGCT";
+/// Control file format version.
+pub const CONTROL_VERSION: u16 = 1;
+/// Offset of the state field.
+pub const STATE_OFF: usize = 6;
+/// Offset of the checkpoint LSN.
+pub const CHECKPOINT_LSN_OFF: usize = STATE_OFF + 2;
+/// Offset of the redo LSN.
+pub const REDO_LSN_OFF: usize = CHECKPOINT_LSN_OFF + 8;
+/// Offset of next_xid.
+pub const NEXT_XID_OFF: usize = REDO_LSN_OFF + 8;
+/// Offset of next_table.
+pub const NEXT_TABLE_OFF: usize = NEXT_XID_OFF + 8;
+/// Offset of the catalog length.
+pub const CATALOG_LEN_OFF: usize = NEXT_TABLE_OFF + 4;
+/// Offset of the commit-log length.
+pub const CLOG_LEN_OFF: usize = CATALOG_LEN_OFF + 4;
+/// Offset of the checksum.
+pub const CHECKSUM_OFF: usize = 60;
+/// Size of the fixed header.
+pub const HEADER_BYTES: usize = CHECKSUM_OFF + 4;
+const _: () = assert!(CLOG_LEN_OFF + 4 + 16 == CHECKSUM_OFF && HEADER_BYTES == 64);
+/// Longest table name.
+pub const TABLE_NAME_BYTES_MAX: usize = 63;
+
+/// Node state recorded in the control file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeState {
+    /// Shut down cleanly: the last checkpoint is the end of the log.
+    ShutDown = 1,
+    /// Open (or crashed while open).
+    InProduction = 2,
+}
+
+/// A table in the catalog.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableEntry {
+    /// Table id.
+    pub id: u32,
+    /// Name.
+    pub name: String,
+}
+
+/// The catalog (version 1: segments and table names).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Catalog {
+    /// Segment content ids of this node.
+    pub segments: Vec<u16>,
+    /// Tables.
+    pub tables: Vec<TableEntry>,
+}
+
+impl Catalog {
+    /// The table with this id.
+    pub fn table(&self, id: u32) -> Option<&TableEntry> {
+        self.tables.iter().find(|t| t.id == id)
+    }
+
+    fn encode(&self, w: &mut Writer) {
+        w.u16(self.segments.len() as u16);
+        for s in &self.segments {
+            w.u16(*s);
+        }
+        w.u32(self.tables.len() as u32);
+        for t in &self.tables {
+            w.u32(t.id)
+                .u16(t.name.len() as u16)
+                .bytes(t.name.as_bytes());
+        }
+    }
+
+    fn decode(buf: &[u8]) -> Option<Self> {
+        let mut r = Reader::new(buf);
+        let n = r.u16()?;
+        let segments = (0..n).map(|_| r.u16()).collect::<Option<Vec<_>>>()?;
+        let t = r.u32()?;
+        let mut tables = Vec::new();
+        for _ in 0..t {
+            let id = r.u32()?;
+            let len = usize::from(r.u16()?);
+            let name = String::from_utf8(r.bytes(len)?.to_vec()).ok()?;
+            tables.push(TableEntry { id, name });
+        }
+        r.is_empty().then_some(Self { segments, tables })
+    }
+}
+
+/// The decoded control file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Control {
+    /// Clean shutdown or not.
+    pub state: NodeState,
+    /// LSN of the last checkpoint record.
+    pub checkpoint_lsn: u64,
+    /// Where redo starts.
+    pub redo_lsn: u64,
+    /// No xid at or above this appears before `redo_lsn`.
+    pub next_xid: u64,
+    /// Next table id.
+    pub next_table: u32,
+    /// The catalog.
+    pub catalog: Catalog,
+    /// The commit log bytes.
+    pub clog: Vec<u8>,
+}
+
+impl Control {
+    /// Encodes the whole file.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut cat = Writer::default();
+        self.catalog.encode(&mut cat);
+        let mut out = vec![0u8; HEADER_BYTES];
+        put(&mut out, 0, &CONTROL_MAGIC);
+        put_u16(&mut out, 4, CONTROL_VERSION);
+        put_u16(&mut out, STATE_OFF, self.state as u16);
+        put_u64(&mut out, CHECKPOINT_LSN_OFF, self.checkpoint_lsn);
+        put_u64(&mut out, REDO_LSN_OFF, self.redo_lsn);
+        put_u64(&mut out, NEXT_XID_OFF, self.next_xid);
+        put_u32(&mut out, NEXT_TABLE_OFF, self.next_table);
+        put_u32(&mut out, CATALOG_LEN_OFF, cat.buf.len() as u32);
+        put_u32(&mut out, CLOG_LEN_OFF, self.clog.len() as u32);
+        out.extend_from_slice(&cat.buf);
+        out.extend_from_slice(&self.clog);
+        let c = checksum(&out);
+        put_u32(&mut out, CHECKSUM_OFF, c);
+        out
+    }
+
+    /// Decodes and checks a control file.
+    pub fn decode(buf: &[u8]) -> Result<Self, CorruptionKind> {
+        if buf.len() < HEADER_BYTES {
+            return Err(CorruptionKind::Truncated {
+                need: HEADER_BYTES,
+                have: buf.len(),
+            });
+        }
+        let stored = get_u32(buf, CHECKSUM_OFF).unwrap_or(0);
+        let computed = checksum(buf);
+        if stored != computed {
+            return Err(CorruptionKind::Checksum { stored, computed });
+        }
+        if buf.get(..4) != Some(&CONTROL_MAGIC[..]) || get_u16(buf, 4) != Some(CONTROL_VERSION) {
+            return Err(CorruptionKind::BadHeader(
+                "control file magic/version".into(),
+            ));
+        }
+        let state = match get_u16(buf, STATE_OFF) {
+            Some(1) => NodeState::ShutDown,
+            Some(2) => NodeState::InProduction,
+            s => return Err(CorruptionKind::Invalid(format!("control state {s:?}"))),
+        };
+        let cat_len = get_u32(buf, CATALOG_LEN_OFF).unwrap_or(0) as usize;
+        let clog_len = get_u32(buf, CLOG_LEN_OFF).unwrap_or(0) as usize;
+        let need = HEADER_BYTES + cat_len + clog_len;
+        if buf.len() != need {
+            return Err(CorruptionKind::Truncated {
+                need,
+                have: buf.len(),
+            });
+        }
+        let catalog = buf
+            .get(HEADER_BYTES..HEADER_BYTES + cat_len)
+            .and_then(Catalog::decode)
+            .ok_or_else(|| CorruptionKind::Invalid("catalog section does not decode".into()))?;
+        Ok(Self {
+            state,
+            checkpoint_lsn: get_u64(buf, CHECKPOINT_LSN_OFF).unwrap_or(0),
+            redo_lsn: get_u64(buf, REDO_LSN_OFF).unwrap_or(0),
+            next_xid: get_u64(buf, NEXT_XID_OFF).unwrap_or(0),
+            next_table: get_u32(buf, NEXT_TABLE_OFF).unwrap_or(0),
+            catalog,
+            clog: buf.get(HEADER_BYTES + cat_len..).unwrap_or(&[]).to_vec(),
+        })
+    }
+}
+
+/// CRC-32 of the header without its checksum field, then the sections.
+fn checksum(buf: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    h.update(buf.get(..CHECKSUM_OFF).unwrap_or(&[]));
+    h.update(buf.get(HEADER_BYTES..).unwrap_or(&[]));
+    h.finalize()
+}

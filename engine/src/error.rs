@@ -1,0 +1,160 @@
+//! Errors of the storage engine, typed by layer.
+//!
+//! I/O failures (the operating system said no) are kept apart from corruption (the bytes
+//! on disk are not what the engine wrote). After a failed fsync the node is *poisoned*:
+//! every later write fails with [`Error::Poisoned`] instead of retrying in a way that could
+//! pretend unsynced data is durable.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// Where a piece of corrupt data lives, precise enough for an operator to find it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    /// File, relative to the data directory.
+    pub file: PathBuf,
+    /// Segment content id, when the file belongs to a segment.
+    pub segment: Option<u16>,
+    /// Table id, when the file belongs to a table.
+    pub table: Option<u32>,
+    /// Heap block number, when the problem is in one page.
+    pub block: Option<u32>,
+    /// Byte offset in the file, when that is the most precise position.
+    pub offset: Option<u64>,
+}
+
+impl Location {
+    /// A location naming only a file.
+    pub fn file(file: impl Into<PathBuf>) -> Self {
+        Self {
+            file: file.into(),
+            segment: None,
+            table: None,
+            block: None,
+            offset: None,
+        }
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(s) = self.segment {
+            write!(f, ": segment {s}")?;
+        }
+        if let Some(t) = self.table {
+            write!(f, ", table {t}")?;
+        }
+        if let Some(b) = self.block {
+            write!(f, ", block {b}")?;
+        }
+        if let Some(o) = self.offset {
+            write!(f, ", offset {o}")?;
+        }
+        Ok(())
+    }
+}
+
+/// What is wrong with corrupt data.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CorruptionKind {
+    /// The stored checksum does not match the bytes.
+    #[error("checksum mismatch (stored {stored:#010x}, computed {computed:#010x})")]
+    Checksum {
+        /// Checksum read from disk.
+        stored: u32,
+        /// Checksum computed over the bytes read.
+        computed: u32,
+    },
+    /// A magic number or version is wrong: not a file of ours, or a newer format.
+    #[error("bad magic or version: {0}")]
+    BadHeader(String),
+    /// A field is out of its allowed range or inconsistent with another.
+    #[error("invalid structure: {0}")]
+    Invalid(String),
+    /// The data ends before a structure it must contain.
+    #[error("truncated: need {need} bytes, have {have}")]
+    Truncated {
+        /// Bytes needed.
+        need: usize,
+        /// Bytes present.
+        have: usize,
+    },
+    /// A page of zero bytes: space allocated in the file but never written.
+    #[error("page is all zeros (never written)")]
+    ZeroPage,
+    /// A file the node's metadata says must exist is missing.
+    #[error("file is missing")]
+    Missing,
+}
+
+/// Errors of the storage engine.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The operating system failed an I/O call.
+    #[error("I/O error during {op} on {path}: {source}")]
+    Io {
+        /// What the engine was doing.
+        op: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Data on disk is not what the engine wrote.
+    #[error("corruption in {location}: {kind}")]
+    Corruption {
+        /// Where.
+        location: Location,
+        /// What.
+        kind: CorruptionKind,
+    },
+    /// An earlier fsync (or write that was part of making data durable) failed; the node
+    /// refuses further writes. Reopen the node to run recovery.
+    #[error("node refuses writes: an earlier fsync failed ({0}); reopen to recover")]
+    Poisoned(String),
+    /// The caller asked for something that does not exist or is not allowed.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// A tuple does not fit in an empty page.
+    #[error("tuple of {len} bytes exceeds the maximum of {max} bytes")]
+    TupleTooLarge {
+        /// Requested length.
+        len: usize,
+        /// Largest tuple a page can hold.
+        max: usize,
+    },
+    /// The data directory holds no node (no control file).
+    #[error("{0} is not a segexpand data directory (no control file)")]
+    NotInitialized(PathBuf),
+    /// The data directory already holds a node.
+    #[error("{0} already holds a segexpand node")]
+    AlreadyExists(PathBuf),
+}
+
+impl Error {
+    /// Builds an I/O error.
+    pub fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// Builds a corruption error.
+    pub fn corrupt(location: Location, kind: CorruptionKind) -> Self {
+        Error::Corruption { location, kind }
+    }
+
+    /// True when this is corruption (as opposed to an I/O failure or a usage error).
+    pub fn is_corruption(&self) -> bool {
+        matches!(self, Error::Corruption { .. })
+    }
+}
+
+/// Result type of the engine.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,294 @@
+//! The write-ahead log: appending records, group commit, and removing old files.
+//!
+//! Appenders encode records into an in-memory buffer under a short mutex, which assigns
+//! LSNs. Making records durable ([`Wal::flush_through`]) uses *leader-based group
+//! commit*: the first thread to need a flush takes the flush lock, writes everything
+//! buffered so far and fsyncs once; threads that arrive meanwhile wait for that lock and
+//! usually find their record already durable. N concurrent commits therefore share one
+//! fsync.
+//!
+//! Architecture invariant: the only thread that writes WAL files is the holder of the
+//! flush lock, so bytes reach a file in LSN order, and `flushed` only moves forward.
+
+pub mod file;
+pub mod record;
+pub mod scan;
+
+use crate::error::{Error, Result};
+use crate::poison::Poison;
+use crate::vfs::{VFile, Vfs};
+use file::{encode_header, file_name, FILE_HEADER_BYTES, WAL_FILE_BYTES_MAX};
+use parking_lot::Mutex;
+use record::{encode, Body};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Buffered WAL bytes above which an appender flushes before adding more (back-pressure).
+pub const WAL_BUFFER_BYTES_MAX: usize = 16 * 1024 * 1024;
+
+/// When a commit is acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncPolicy {
+    /// Every commit waits until its record is synced (possibly sharing the fsync).
+    EveryCommit,
+    /// Commits return at once; a background flusher syncs at least every `delay_us_max`
+    /// microseconds, so at most that much acknowledged work can be lost in a crash.
+    Batched {
+        /// Longest time a commit stays unsynced.
+        delay_us_max: u64,
+    },
+}
+
+struct Chunk {
+    file_start: u64,
+    start_lsn: u64,
+    new_file: bool,
+    bytes: Vec<u8>,
+}
+
+struct Inner {
+    insert_lsn: u64,
+    file_start: u64,
+    redo_lsn: u64,
+    pending: Vec<Chunk>,
+    pending_bytes: usize,
+}
+
+struct Flusher {
+    current: Option<(u64, Arc<dyn VFile>)>,
+}
+
+/// The log of one node.
+pub struct Wal {
+    dir: PathBuf,
+    vfs: Arc<dyn Vfs>,
+    inner: Mutex<Inner>,
+    flush: Mutex<Flusher>,
+    flushed: AtomicU64,
+    poison: Arc<Poison>,
+}
+
+impl Wal {
+    /// Starts a log whose next record goes at `end_lsn`, in the file starting at
+    /// `file_start` (created by this log when `new_file`).
+    pub fn new(
+        vfs: Arc<dyn Vfs>,
+        dir: &Path,
+        end_lsn: u64,
+        file_start: u64,
+        new_file: bool,
+        redo_lsn: u64,
+        poison: Arc<Poison>,
+    ) -> Self {
+        let mut pending = Vec::new();
+        let mut insert_lsn = end_lsn;
+        if new_file {
+            pending.push(Chunk {
+                file_start,
+                start_lsn: file_start,
+                new_file: true,
+                bytes: encode_header(file_start).to_vec(),
+            });
+            insert_lsn = file_start + FILE_HEADER_BYTES as u64;
+        }
+        Self {
+            dir: dir.to_path_buf(),
+            vfs,
+            inner: Mutex::new(Inner {
+                insert_lsn,
+                file_start,
+                redo_lsn,
+                pending,
+                pending_bytes: 0,
+            }),
+            flush: Mutex::new(Flusher { current: None }),
+            flushed: AtomicU64::new(if new_file { file_start } else { end_lsn }),
+            poison,
+        }
+    }
+
+    /// The LSN the next record will get.
+    pub fn insert_lsn(&self) -> u64 {
+        self.inner.lock().insert_lsn
+    }
+
+    /// Everything below this LSN is durable.
+    pub fn flushed_lsn(&self) -> u64 {
+        self.flushed.load(Ordering::Acquire)
+    }
+
+    /// The current redo point (pages last changed before it get a full-page image).
+    pub fn redo_lsn(&self) -> u64 {
+        self.inner.lock().redo_lsn
+    }
+
+    /// Starts a checkpoint: the redo point becomes the current insert position.
+    pub fn begin_checkpoint(&self) -> u64 {
+        let mut g = self.inner.lock();
+        g.redo_lsn = g.insert_lsn;
+        g.redo_lsn
+    }
+
+    /// Appends a record; returns its LSN.
+    pub fn append(&self, xid: u64, body: &Body) -> Result<u64> {
+        self.append_with(xid, |_| body.clone())
+    }
+
+    /// Appends a record describing a change to a page whose LSN *before* the change was
+    /// `page_lsn_before`. `build(full_page)` makes the body: when the page has not been
+    /// logged since the redo point, `full_page` is true and the body must be a
+    /// `PageImage`. The decision is taken under the insert lock, so it cannot race with a
+    /// checkpoint moving the redo point.
+    pub fn append_page(
+        &self,
+        xid: u64,
+        page_lsn_before: u64,
+        build: impl FnOnce(bool) -> Body,
+    ) -> Result<u64> {
+        self.append_with(xid, |redo| build(page_lsn_before < redo))
+    }
+
+    fn append_with(&self, xid: u64, build: impl FnOnce(u64) -> Body) -> Result<u64> {
+        self.poison.check()?;
+        let over = {
+            let g = self.inner.lock();
+            g.pending_bytes > WAL_BUFFER_BYTES_MAX
+        };
+        if over {
+            let upto = self.insert_lsn();
+            self.flush_through(upto.saturating_sub(1))?;
+        }
+        let mut g = self.inner.lock();
+        let body = build(g.redo_lsn);
+        let mut bytes = Vec::new();
+        let len = encode(0, xid, &body, &mut bytes) as u64;
+        if g.insert_lsn + len > g.file_start + WAL_FILE_BYTES_MAX {
+            // Start a new file exactly where this one ends.
+            let start = g.insert_lsn;
+            g.file_start = start;
+            g.pending.push(Chunk {
+                file_start: start,
+                start_lsn: start,
+                new_file: true,
+                bytes: encode_header(start).to_vec(),
+            });
+            g.insert_lsn += FILE_HEADER_BYTES as u64;
+            g.pending_bytes += FILE_HEADER_BYTES;
+        }
+        let lsn = g.insert_lsn;
+        bytes.clear();
+        encode(lsn, xid, &body, &mut bytes);
+        g.insert_lsn += len;
+        g.pending_bytes += bytes.len();
+        let file_start = g.file_start;
+        match g.pending.last_mut() {
+            Some(c) if c.file_start == file_start => c.bytes.extend_from_slice(&bytes),
+            _ => g.pending.push(Chunk {
+                file_start,
+                start_lsn: lsn,
+                new_file: false,
+                bytes,
+            }),
+        }
+        Ok(lsn)
+    }
+
+    /// Waits until the record at `lsn` (and everything before it) is durable, writing
+    /// and syncing the buffer if no other thread is already doing so.
+    pub fn flush_through(&self, lsn: u64) -> Result<()> {
+        loop {
+            if self.flushed.load(Ordering::Acquire) > lsn {
+                return Ok(());
+            }
+            self.poison.check()?;
+            let mut fl = self.flush.lock();
+            if self.flushed.load(Ordering::Acquire) > lsn {
+                return Ok(());
+            }
+            self.poison.check()?;
+            let (chunks, end) = {
+                let mut g = self.inner.lock();
+                g.pending_bytes = 0;
+                (std::mem::take(&mut g.pending), g.insert_lsn)
+            };
+            if chunks.is_empty() {
+                // Nothing buffered and not flushed: the caller asked beyond the log.
+                return Err(Error::InvalidArgument(format!(
+                    "flush through LSN {lsn} beyond the end of the log {end}"
+                )));
+            }
+            if let Err(e) = self.write_chunks(&mut fl, &chunks) {
+                self.poison.set(&e);
+                return Err(e);
+            }
+            self.flushed.store(end, Ordering::Release);
+        }
+    }
+
+    /// Flushes everything appended so far.
+    pub fn flush_all(&self) -> Result<()> {
+        let end = self.insert_lsn();
+        if end == 0 {
+            return Ok(());
+        }
+        self.flush_through(end - 1)
+    }
+
+    fn write_chunks(&self, fl: &mut Flusher, chunks: &[Chunk]) -> Result<()> {
+        let mut created = false;
+        let mut touched: Vec<(PathBuf, Arc<dyn VFile>)> = Vec::new();
+        for c in chunks {
+            let path = self.dir.join(file_name(c.file_start));
+            let file = match &fl.current {
+                Some((start, f)) if *start == c.file_start => f.clone(),
+                _ => {
+                    let f = self
+                        .vfs
+                        .open(&path, c.new_file)
+                        .map_err(|e| Error::io("open", &path, e))?;
+                    created |= c.new_file;
+                    fl.current = Some((c.file_start, f.clone()));
+                    f
+                }
+            };
+            file.write_all_at(&c.bytes, c.start_lsn - c.file_start)
+                .map_err(|e| Error::io("write", &path, e))?;
+            if !touched.iter().any(|(p, _)| *p == path) {
+                touched.push((path, file));
+            }
+        }
+        for (path, f) in &touched {
+            f.sync().map_err(|e| Error::io("fsync", path, e))?;
+        }
+        if created {
+            self.vfs
+                .sync_dir(&self.dir)
+                .map_err(|e| Error::io("fsync dir", &self.dir, e))?;
+        }
+        Ok(())
+    }
+
+    /// Removes WAL files that hold only records before `redo_lsn`. Returns how many.
+    pub fn remove_before(&self, redo_lsn: u64) -> Result<usize> {
+        let files = scan::list_files(&*self.vfs, &self.dir)?;
+        let mut removed = 0;
+        for pair in files.windows(2) {
+            if let [a, b] = pair {
+                if b.start <= redo_lsn {
+                    let p = self.dir.join(&a.name);
+                    self.vfs
+                        .remove_file(&p)
+                        .map_err(|e| Error::io("remove", &p, e))?;
+                    removed += 1;
+                }
+            }
+        }
+        if removed > 0 {
+            self.vfs
+                .sync_dir(&self.dir)
+                .map_err(|e| Error::io("fsync dir", &self.dir, e))?;
+        }
+        Ok(removed)
+    }
+}
