@@ -394,7 +394,16 @@ impl Node {
         let _gate = self.commit_gate.read();
         let lsn = self.wal.append(0, &Body::CreateSegment { segment })?;
         self.wal.flush_through(lsn)?;
-        self.apply_create_segment(segment)
+        self.poison_on_io(self.apply_create_segment(segment))
+    }
+
+    /// A write path that failed on I/O leaves the node's files in an unknown state:
+    /// poison, so nothing builds on it until recovery.
+    fn poison_on_io<T>(&self, r: Result<T>) -> Result<T> {
+        if let Err(e @ Error::Io { .. }) = &r {
+            self.poison.set(e);
+        }
+        r
     }
 
     fn apply_create_segment(&self, segment: u16) -> Result<()> {
@@ -439,7 +448,7 @@ impl Node {
             },
         )?;
         self.wal.flush_through(lsn)?;
-        self.apply_create_table(id, name)?;
+        self.poison_on_io(self.apply_create_table(id, name))?;
         Ok(id)
     }
 
@@ -898,6 +907,11 @@ impl Node {
     /// 5. Control file replaced atomically. Crash after: the new checkpoint is in force.
     /// 6. WAL files wholly before the redo point removed. Crash: leftovers, removed later.
     pub fn checkpoint(&self) -> Result<CheckpointStats> {
+        let r = self.checkpoint_inner();
+        self.poison_on_io(r)
+    }
+
+    fn checkpoint_inner(&self) -> Result<CheckpointStats> {
         let _ck = self.checkpoint_lock.lock();
         self.poison.check()?;
         let (redo_lsn, clog, catalog, next_xid, next_table) = {
