@@ -22,6 +22,7 @@ pub mod clog;
 pub mod codec;
 pub mod control;
 pub mod error;
+pub mod fuzzing;
 pub mod heap;
 pub mod node;
 pub mod page;

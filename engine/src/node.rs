@@ -42,6 +42,9 @@ pub struct NodeOptions {
     /// WAL bytes after a redo point that trigger an automatic checkpoint, bounding
     /// recovery time (checked after each commit).
     pub checkpoint_wal_bytes: u64,
+    /// Size at which a WAL file is closed and the next one started (tests use small files
+    /// to exercise the switch; clamped to `WAL_FILE_BYTES_MIN..=WAL_FILE_BYTES_MAX`).
+    pub wal_file_bytes: u64,
 }
 
 impl Default for NodeOptions {
@@ -50,6 +53,7 @@ impl Default for NodeOptions {
             sync: SyncPolicy::EveryCommit,
             cache_pages_max: 1 << 20,
             checkpoint_wal_bytes: 256 * 1024 * 1024,
+            wal_file_bytes: crate::wal::file::WAL_FILE_BYTES_MAX,
         }
     }
 }
@@ -154,7 +158,16 @@ impl Node {
         vfs.create_dir_all(&wal_dir)
             .map_err(io("mkdir", &wal_dir))?;
         let poison = Arc::new(Poison::default());
-        let wal = Wal::new(vfs.clone(), &wal_dir, 0, 0, true, 0, poison.clone());
+        let wal = Wal::new(
+            vfs.clone(),
+            &wal_dir,
+            0,
+            0,
+            true,
+            0,
+            opts.wal_file_bytes,
+            poison.clone(),
+        );
         let node = Self::assemble(
             vfs,
             dir,
@@ -258,6 +271,7 @@ impl Node {
             scanned.end_file_start,
             false,
             control.redo_lsn,
+            opts.wal_file_bytes,
             poison.clone(),
         );
         let mut node = Self::assemble(

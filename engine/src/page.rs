@@ -138,6 +138,7 @@ impl Page {
                 "slot array end {lower} > upper {upper}"
             )));
         }
+        let mut used: Vec<(usize, usize, u16)> = Vec::with_capacity(usize::from(self.slot_count()));
         for slot in 0..self.slot_count() {
             let (off, len) = self.slot(slot);
             if off == 0 {
@@ -147,6 +148,18 @@ impl Page {
                 return Err(CorruptionKind::Invalid(format!(
                     "slot {slot} at {off}+{len} outside tuple area [{upper}, {PAGE_BYTES})"
                 )));
+            }
+            used.push((off, len, slot));
+        }
+        // Tuples must not overlap (a page that passes this can always be compacted).
+        used.sort_unstable();
+        for pair in used.windows(2) {
+            if let [(a_off, a_len, a), (b_off, _, b)] = pair {
+                if a_off + a_len > *b_off {
+                    return Err(CorruptionKind::Invalid(format!(
+                        "tuples of slots {a} and {b} overlap"
+                    )));
+                }
             }
         }
         Ok(())
@@ -414,6 +427,21 @@ mod tests {
             Page::from_disk(&disk[..], other),
             Err(CorruptionKind::Invalid(_))
         ));
+    }
+
+    /// Regression (found by the page fuzzer): slots whose tuples overlap passed
+    /// validation, and pruning such a page underflowed.
+    #[test]
+    fn overlapping_tuples_are_rejected() {
+        let mut p = Page::new(ID);
+        p.insert(&[1u8; 40]).unwrap();
+        p.insert(&[2u8; 40]).unwrap();
+        let (off0, _) = p.slot(0);
+        p.set_slot(1, off0 - 20, 40); // slot 1 now overlaps slot 0
+        let disk = p.clone();
+        assert!(
+            matches!(disk.validate(), Err(CorruptionKind::Invalid(m)) if m.contains("overlap"))
+        );
     }
 
     #[test]

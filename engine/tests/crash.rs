@@ -65,6 +65,13 @@ fn crash_after_every_io_operation() {
         "workload too small to mean anything"
     );
     let total = clean.ops();
+    // The workload must cross WAL files and have checkpoints remove old ones, so that
+    // file creation and removal are among the crash points.
+    let wal = segexpand_engine::wal::scan::list_files(&clean, &Path::new(DIR).join("wal")).unwrap();
+    assert!(
+        wal.first().unwrap().start > 0,
+        "no WAL file was ever removed: {wal:?}"
+    );
     recover_and_check(
         clean.crash_image(CrashMode::DropUnsynced),
         &outcome,

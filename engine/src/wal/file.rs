@@ -4,8 +4,11 @@ use crate::codec::{get_u16, get_u32, get_u64, put_u16, put_u32, put_u64};
 
 /// Size of a WAL file header.
 pub const FILE_HEADER_BYTES: usize = 24;
-/// A WAL file grows to at most this many bytes; a record that does not fit starts a new one.
+/// A WAL file grows to at most this many bytes; a record that does not fit starts a new
+/// one. The default and the largest allowed size ([`crate::NodeOptions::wal_file_bytes`]).
 pub const WAL_FILE_BYTES_MAX: u64 = 64 * 1024 * 1024;
+/// The smallest WAL file size a node may be configured with: room for the largest record.
+pub const WAL_FILE_BYTES_MIN: u64 = (FILE_HEADER_BYTES + super::record::RECORD_BYTES_MAX) as u64;
 /// WAL file magic.
 pub const WAL_MAGIC: [u8; 4] = *b"SGWL";
 /// WAL format version.

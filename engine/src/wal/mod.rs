@@ -17,7 +17,7 @@ pub mod scan;
 use crate::error::{Error, Result};
 use crate::poison::Poison;
 use crate::vfs::{VFile, Vfs};
-use file::{encode_header, file_name, FILE_HEADER_BYTES, WAL_FILE_BYTES_MAX};
+use file::{encode_header, file_name, FILE_HEADER_BYTES, WAL_FILE_BYTES_MAX, WAL_FILE_BYTES_MIN};
 use parking_lot::Mutex;
 use record::{encode, Body};
 use std::path::{Path, PathBuf};
@@ -48,6 +48,7 @@ struct Chunk {
 }
 
 struct Inner {
+    file_bytes_max: u64,
     insert_lsn: u64,
     file_start: u64,
     redo_lsn: u64,
@@ -72,6 +73,10 @@ pub struct Wal {
 impl Wal {
     /// Starts a log whose next record goes at `end_lsn`, in the file starting at
     /// `file_start` (created by this log when `new_file`).
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "called from two places, each naming every field"
+    )]
     pub fn new(
         vfs: Arc<dyn Vfs>,
         dir: &Path,
@@ -79,6 +84,7 @@ impl Wal {
         file_start: u64,
         new_file: bool,
         redo_lsn: u64,
+        file_bytes_max: u64,
         poison: Arc<Poison>,
     ) -> Self {
         let mut pending = Vec::new();
@@ -96,6 +102,7 @@ impl Wal {
             dir: dir.to_path_buf(),
             vfs,
             inner: Mutex::new(Inner {
+                file_bytes_max: file_bytes_max.clamp(WAL_FILE_BYTES_MIN, WAL_FILE_BYTES_MAX),
                 insert_lsn,
                 file_start,
                 redo_lsn,
@@ -163,7 +170,7 @@ impl Wal {
         let body = build(g.redo_lsn);
         let mut bytes = Vec::new();
         let len = encode(0, xid, &body, &mut bytes) as u64;
-        if g.insert_lsn + len > g.file_start + WAL_FILE_BYTES_MAX {
+        if g.insert_lsn + len > g.file_start + g.file_bytes_max {
             // Start a new file exactly where this one ends.
             let start = g.insert_lsn;
             g.file_start = start;

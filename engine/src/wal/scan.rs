@@ -102,10 +102,12 @@ pub fn scan(vfs: &dyn Vfs, wal_dir: &Path, from_lsn: u64) -> Result<Scan> {
             expect = f.start;
             break;
         }
+        // A redo point may sit exactly at a file's start: records begin after its header.
+        let header = FILE_HEADER_BYTES as u64;
         let mut off = if i == first {
-            expect - f.start
+            (expect - f.start).max(header)
         } else {
-            FILE_HEADER_BYTES as u64
+            header
         };
         expect = f.start + off;
         out.end_file_start = f.start;
@@ -135,4 +137,35 @@ pub fn scan(vfs: &dyn Vfs, wal_dir: &Path, from_lsn: u64) -> Result<Scan> {
     }
     out.end_lsn = expect;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vfs::SimVfs;
+    use crate::wal::file::{encode_header, file_name};
+    use crate::wal::record::{encode, Body};
+
+    /// Regression (found by the crash test): a redo point exactly at the start of a WAL
+    /// file made recovery decode the file header as a record and lose the checkpoint.
+    #[test]
+    fn scan_from_the_first_byte_of_a_file_skips_its_header() {
+        let vfs = SimVfs::new();
+        let dir = Path::new("/w");
+        vfs.create_dir_all(dir).unwrap();
+        let start = 4096u64;
+        let mut bytes = encode_header(start).to_vec();
+        encode(
+            start + FILE_HEADER_BYTES as u64,
+            0,
+            &Body::Commit,
+            &mut bytes,
+        );
+        let f = vfs.open(&dir.join(file_name(start)), true).unwrap();
+        f.write_all_at(&bytes, 0).unwrap();
+        let s = scan(&vfs, dir, start).unwrap();
+        assert_eq!(s.cut, None);
+        assert_eq!(s.records.len(), 1);
+        assert_eq!(s.end_lsn, start + bytes.len() as u64);
+    }
 }

@@ -88,8 +88,11 @@ pub struct Outcome {
 }
 
 pub fn small_opts() -> NodeOptions {
+    // Small WAL files so the workload crosses file boundaries and checkpoints remove
+    // old files: both are crash points too.
     NodeOptions {
         cache_pages_max: 16,
+        wal_file_bytes: 40 * 1024,
         ..NodeOptions::default()
     }
 }

@@ -1,0 +1,3 @@
+//! Fuzz target: `segexpand_engine::fuzzing::wal` on arbitrary bytes.
+#![no_main]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| segexpand_engine::fuzzing::wal(data));
