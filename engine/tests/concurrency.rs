@@ -14,15 +14,7 @@ use std::sync::Arc;
 fn concurrent_commits_are_all_durable_and_share_syncs() {
     const THREADS: u64 = 8;
     const PER_THREAD: u64 = 150;
-    let vfs = SimVfs::new();
-    let node = Node::create(
-        Arc::new(vfs.clone()),
-        Path::new(DIR),
-        SEGMENTS,
-        small_opts(),
-    )
-    .unwrap();
-    let t = node.create_table("t").unwrap();
+    let (vfs, node, t) = node_with_table(SEGMENTS, small_opts());
     let syncs_before = vfs.count(OpClass::Sync);
     std::thread::scope(|s| {
         for th in 0..THREADS {

@@ -8,7 +8,7 @@ mod common;
 use common::*;
 use segexpand_engine::heap::{heap_file_name, segment_dir_name};
 use segexpand_engine::page::PAGE_BYTES;
-use segexpand_engine::vfs::{CrashMode, SimVfs};
+use segexpand_engine::vfs::CrashMode;
 use segexpand_engine::{CorruptionKind, Error, Node};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -29,15 +29,7 @@ fn load(node: &Node, t: u32, ids: std::ops::Range<u64>) {
 
 #[test]
 fn torn_page_is_repaired_from_its_full_page_image() {
-    let vfs = SimVfs::new();
-    let node = Node::create(
-        Arc::new(vfs.clone()),
-        Path::new(DIR),
-        SEGMENTS,
-        small_opts(),
-    )
-    .unwrap();
-    let t = node.create_table("t").unwrap();
+    let (vfs, node, t) = node_with_table(SEGMENTS, small_opts());
     load(&node, t, 0..10);
     node.checkpoint().unwrap();
     // Change block 0 after the checkpoint (logged as a full-page image), then write it
@@ -63,15 +55,7 @@ fn torn_page_is_repaired_from_its_full_page_image() {
 
 #[test]
 fn torn_page_without_wal_cover_is_a_checksum_error_never_data() {
-    let vfs = SimVfs::new();
-    let node = Node::create(
-        Arc::new(vfs.clone()),
-        Path::new(DIR),
-        SEGMENTS,
-        small_opts(),
-    )
-    .unwrap();
-    let t = node.create_table("t").unwrap();
+    let (vfs, node, t) = node_with_table(SEGMENTS, small_opts());
     load(&node, t, 0..40);
     node.close().unwrap();
     drop(node);

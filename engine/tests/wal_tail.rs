@@ -18,15 +18,7 @@ use std::sync::Arc;
 /// records are the very end of the WAL. Returns the crash image, the last WAL file and the
 /// LSN range of the last transaction's records.
 fn setup() -> (SimVfs, PathBuf, u64, u64) {
-    let vfs = SimVfs::new();
-    let node = Node::create(
-        Arc::new(vfs.clone()),
-        Path::new(DIR),
-        SEGMENTS,
-        small_opts(),
-    )
-    .unwrap();
-    let t = node.create_table("t").unwrap();
+    let (vfs, node, t) = node_with_table(SEGMENTS, small_opts());
     for id in 0..20 {
         let x = node.begin().unwrap();
         node.insert(x, 0, segment_of(id), t, false, &payload(id))

@@ -97,6 +97,14 @@ pub fn small_opts() -> NodeOptions {
     }
 }
 
+/// A fresh in-memory file system holding a node of `segments` segments and one table "t".
+pub fn node_with_table(segments: u16, opts: NodeOptions) -> (SimVfs, Arc<Node>, u32) {
+    let vfs = SimVfs::new();
+    let node = Node::create(Arc::new(vfs.clone()), Path::new(DIR), segments, opts).unwrap();
+    let t = node.create_table("t").unwrap();
+    (vfs, node, t)
+}
+
 /// Runs the scripted workload on `vfs` until it finishes or an operation fails.
 pub fn run_workload(vfs: &SimVfs, seed: u64, txns: usize) -> Outcome {
     let mut out = Outcome::default();
