@@ -88,6 +88,7 @@ fn decode_run(data: &[u8], mut lsn: u64) {
             "WAL record round trip"
         );
         off += n;
+        // decode() guarantees lsn + n <= LSN_MAX.
         lsn += n as u64;
     }
 }

@@ -99,8 +99,12 @@ impl VisibilityMap {
             ));
         }
         let payload = buf.get(HEADER_BYTES..).unwrap_or(&[]);
-        let bits = RoaringBitmap::deserialize_from(payload)
+        let raw = RoaringBitmap::deserialize_from(payload)
             .map_err(|e| CorruptionKind::Invalid(format!("VM bitmap: {e}")))?;
+        // roaring 0.10 accepts a container with no values, which its own serializer
+        // then underflows on (found by the vm_file fuzzer). Rebuilding from the values
+        // keeps only canonical containers.
+        let bits: RoaringBitmap = raw.iter().collect();
         Ok(Self {
             bits,
             layout_version: get_u32(buf, LAYOUT_OFF).unwrap_or(0),

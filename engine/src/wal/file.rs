@@ -25,7 +25,9 @@ pub fn parse_name(name: &str) -> Option<u64> {
     if hex.len() != 16 {
         return None;
     }
-    u64::from_str_radix(hex, 16).ok()
+    u64::from_str_radix(hex, 16)
+        .ok()
+        .filter(|l| *l < super::record::LSN_MAX)
 }
 
 /// Encodes the header of a file starting at `start_lsn`.

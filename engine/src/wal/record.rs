@@ -25,6 +25,9 @@ pub const HEADER_BYTES: usize = RESERVED_OFF + 2;
 const _: () = assert!(HEADER_BYTES == 28);
 /// Largest record, header included.
 pub const RECORD_BYTES_MAX: usize = 32 * 1024;
+/// Largest LSN a record may end at (4 EiB of log): keeps LSN arithmetic far from overflow
+/// whatever a corrupt file claims.
+pub const LSN_MAX: u64 = 1 << 62;
 
 /// Record kinds.
 pub mod kind {
@@ -357,6 +360,9 @@ pub fn decode(buf: &[u8], lsn: u64) -> Result<(Record, usize), DecodeError> {
     if !(HEADER_BYTES..=RECORD_BYTES_MAX).contains(&n) {
         return Err(DecodeError::BadLength(len));
     }
+    if lsn.checked_add(n as u64).is_none_or(|end| end > LSN_MAX) {
+        return Err(DecodeError::BadLength(len));
+    }
     let Some(rec) = buf.get(..n) else {
         return Err(DecodeError::Short {
             need: n,
@@ -473,6 +479,19 @@ mod tests {
             b[i / 8] ^= 1 << (i % 8);
             assert!(decode(&b, 64).is_err(), "bit {i} flip not detected");
         }
+    }
+
+    /// Regression (found by the wal_record fuzzer): a record claiming an LSN near
+    /// u64::MAX overflowed the position arithmetic of whoever read past it.
+    #[test]
+    fn lsn_beyond_the_maximum_is_rejected() {
+        let mut buf = Vec::new();
+        encode(u64::MAX - 2, 1, &Body::Abort, &mut buf);
+        assert!(matches!(
+            decode(&buf, u64::MAX - 2),
+            Err(DecodeError::BadLength(_))
+        ));
+        assert!(crate::wal::file::parse_name("ffffffffffffffff.wal").is_none());
     }
 
     #[test]
