@@ -106,6 +106,8 @@ pub struct Node {
     vms: Mutex<HashMap<HeapKey, VmState>>,
     next_xid: AtomicU64,
     next_table: AtomicU32,
+    /// Transactions begun and not yet committed or aborted (for group commit).
+    open_txns: AtomicU64,
     commit_gate: RwLock<()>,
     checkpoint_lock: Mutex<()>,
     closed: AtomicBool,
@@ -214,6 +216,7 @@ impl Node {
             vms: Mutex::new(HashMap::new()),
             next_xid: AtomicU64::new(next_xid),
             next_table: AtomicU32::new(next_table),
+            open_txns: AtomicU64::new(0),
             commit_gate: RwLock::new(()),
             checkpoint_lock: Mutex::new(()),
             closed: AtomicBool::new(false),
@@ -657,7 +660,15 @@ impl Node {
     /// Starts a transaction; returns its id.
     pub fn begin(&self) -> Result<u64> {
         self.poison.check()?;
+        self.open_txns.fetch_add(1, Ordering::AcqRel);
         Ok(self.next_xid.fetch_add(1, Ordering::AcqRel))
+    }
+
+    /// Counts a transaction as finished (committed, aborted, or failed to commit).
+    fn end_txn(&self) {
+        let _ = self
+            .open_txns
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
     }
 
     /// The status of a transaction.
@@ -788,21 +799,29 @@ impl Node {
     /// Commits `xid`. Under [`SyncPolicy::EveryCommit`] it returns once the commit
     /// record is durable (sharing an fsync with concurrent commits).
     pub fn commit(&self, xid: u64) -> Result<()> {
-        {
-            let _gate = self.commit_gate.read();
-            let lsn = self.wal.append(xid, &Body::Commit)?;
-            if self.opts.sync == SyncPolicy::EveryCommit {
-                self.wal.flush_through(lsn)?;
-            }
-            self.clog.set(xid, XidStatus::Committed);
-        }
+        let r = self.commit_inner(xid);
+        self.end_txn();
+        r?;
         self.maybe_checkpoint()
+    }
+
+    fn commit_inner(&self, xid: u64) -> Result<()> {
+        let _gate = self.commit_gate.read();
+        let lsn = self.wal.append(xid, &Body::Commit)?;
+        if self.opts.sync == SyncPolicy::EveryCommit {
+            let siblings = self.open_txns.load(Ordering::Acquire).saturating_sub(1);
+            self.wal.flush_through_grouped(lsn, siblings)?;
+        }
+        self.clog.set(xid, XidStatus::Committed);
+        Ok(())
     }
 
     /// Aborts `xid`: its changes stay on the pages but are never visible.
     pub fn abort(&self, xid: u64) -> Result<()> {
         let _gate = self.commit_gate.read();
-        self.wal.append(xid, &Body::Abort)?;
+        let r = self.wal.append(xid, &Body::Abort);
+        self.end_txn();
+        r?;
         self.clog.set(xid, XidStatus::Aborted);
         Ok(())
     }

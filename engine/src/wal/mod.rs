@@ -2,10 +2,11 @@
 //!
 //! Appenders encode records into an in-memory buffer under a short mutex, which assigns
 //! LSNs. Making records durable ([`Wal::flush_through`]) uses *leader-based group
-//! commit*: the first thread to need a flush takes the flush lock, writes everything
-//! buffered so far and fsyncs once; threads that arrive meanwhile wait for that lock and
-//! usually find their record already durable. N concurrent commits therefore share one
-//! fsync.
+//! commit*: a thread that needs a flush and finds none running takes the flush lock
+//! (`try_lock`), writes everything buffered so far and fsyncs once; threads that arrive
+//! meanwhile append their records and wait on a condition variable that the leader
+//! signals to all of them at once. The next leader then flushes every record appended
+//! during the previous fsync, so N concurrent commits share one fsync.
 //!
 //! Architecture invariant: the only thread that writes WAL files is the holder of the
 //! flush lock, so bytes reach a file in LSN order, and `flushed` only moves forward.
@@ -21,11 +22,14 @@ use file::{encode_header, file_name, FILE_HEADER_BYTES, WAL_FILE_BYTES_MAX, WAL_
 use parking_lot::Mutex;
 use record::{encode, Body};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// Buffered WAL bytes above which an appender flushes before adding more (back-pressure).
 pub const WAL_BUFFER_BYTES_MAX: usize = 16 * 1024 * 1024;
+
+/// Longest time a group-commit leader waits for sibling commits before it syncs.
+pub const GROUP_WAIT_US_MAX: u64 = 1_000;
 
 /// When a commit is acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +58,8 @@ struct Inner {
     redo_lsn: u64,
     pending: Vec<Chunk>,
     pending_bytes: usize,
+    /// Commit records in `pending` (the group a leader is waiting to fill).
+    pending_commits: u64,
 }
 
 struct Flusher {
@@ -67,6 +73,11 @@ pub struct Wal {
     inner: Mutex<Inner>,
     flush: Mutex<Flusher>,
     flushed: AtomicU64,
+    flushing: AtomicBool,
+    waiters: std::sync::Mutex<()>,
+    wake: std::sync::Condvar,
+    flushes: AtomicU64,
+    last_sync_ns: AtomicU64,
     poison: Arc<Poison>,
 }
 
@@ -108,9 +119,15 @@ impl Wal {
                 redo_lsn,
                 pending,
                 pending_bytes: 0,
+                pending_commits: 0,
             }),
             flush: Mutex::new(Flusher { current: None }),
             flushed: AtomicU64::new(if new_file { file_start } else { end_lsn }),
+            flushing: AtomicBool::new(false),
+            waiters: std::sync::Mutex::new(()),
+            wake: std::sync::Condvar::new(),
+            flushes: AtomicU64::new(0),
+            last_sync_ns: AtomicU64::new(0),
             poison,
         }
     }
@@ -188,6 +205,9 @@ impl Wal {
         encode(lsn, xid, &body, &mut bytes);
         g.insert_lsn += len;
         g.pending_bytes += bytes.len();
+        if matches!(body, Body::Commit) {
+            g.pending_commits += 1;
+        }
         let file_start = g.file_start;
         match g.pending.last_mut() {
             Some(c) if c.file_start == file_start => c.bytes.extend_from_slice(&bytes),
@@ -204,33 +224,100 @@ impl Wal {
     /// Waits until the record at `lsn` (and everything before it) is durable, writing
     /// and syncing the buffer if no other thread is already doing so.
     pub fn flush_through(&self, lsn: u64) -> Result<()> {
+        self.flush_through_grouped(lsn, 0)
+    }
+
+    /// Like [`Wal::flush_through`], for a commit while `siblings` other transactions are
+    /// open: a leader first waits, at most half as long as the last sync took (and never
+    /// more than [`GROUP_WAIT_US_MAX`]), until their commit records join the group
+    /// (PostgreSQL's `commit_delay`/`commit_siblings`, made adaptive).
+    pub fn flush_through_grouped(&self, lsn: u64, siblings: u64) -> Result<()> {
         loop {
             if self.flushed.load(Ordering::Acquire) > lsn {
                 return Ok(());
             }
             self.poison.check()?;
-            let mut fl = self.flush.lock();
-            if self.flushed.load(Ordering::Acquire) > lsn {
-                return Ok(());
+            if let Some(mut fl) = self.flush.try_lock() {
+                // Leader: flush everything buffered so far, then wake every follower.
+                self.flushing.store(true, Ordering::Release);
+                let r = if self.flushed.load(Ordering::Acquire) > lsn {
+                    Ok(())
+                } else {
+                    self.wait_for_group(siblings);
+                    self.flush_buffered(&mut fl, lsn)
+                };
+                self.flushing.store(false, Ordering::Release);
+                drop(fl);
+                self.wake_followers();
+                r?;
+                continue;
             }
-            self.poison.check()?;
-            let (chunks, end) = {
-                let mut g = self.inner.lock();
-                g.pending_bytes = 0;
-                (std::mem::take(&mut g.pending), g.insert_lsn)
-            };
-            if chunks.is_empty() {
-                // Nothing buffered and not flushed: the caller asked beyond the log.
-                return Err(Error::InvalidArgument(format!(
-                    "flush through LSN {lsn} beyond the end of the log {end}"
-                )));
+            // Follower: another thread is flushing. Wait for it to finish, all followers
+            // at once (a mutex queue would wake them one by one, and on a busy machine
+            // that chain takes as long as the fsync, so groups would stay small).
+            let g = self
+                .waiters
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if self.flushed.load(Ordering::Acquire) > lsn || !self.flushing.load(Ordering::Acquire)
+            {
+                continue;
             }
-            if let Err(e) = self.write_chunks(&mut fl, &chunks) {
-                self.poison.set(&e);
-                return Err(e);
-            }
-            self.flushed.store(end, Ordering::Release);
+            // The leader clears `flushing` and then takes `waiters` to notify, so this
+            // wait cannot miss its wake-up; the timeout is only a safety net.
+            let _ = self
+                .wake
+                .wait_timeout(g, std::time::Duration::from_millis(10));
         }
+    }
+
+    fn wait_for_group(&self, siblings: u64) {
+        if siblings == 0 {
+            return;
+        }
+        let wait_ns = (self.last_sync_ns.load(Ordering::Relaxed) / 2).min(GROUP_WAIT_US_MAX * 1000);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_nanos(wait_ns);
+        while self.inner.lock().pending_commits <= siblings && std::time::Instant::now() < deadline
+        {
+            std::thread::yield_now();
+        }
+    }
+
+    fn wake_followers(&self) {
+        let _g = self
+            .waiters
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.wake.notify_all();
+    }
+
+    /// Writes and syncs everything buffered (the caller holds the flush lock).
+    fn flush_buffered(&self, fl: &mut Flusher, lsn: u64) -> Result<()> {
+        let (chunks, end) = {
+            let mut g = self.inner.lock();
+            g.pending_bytes = 0;
+            g.pending_commits = 0;
+            (std::mem::take(&mut g.pending), g.insert_lsn)
+        };
+        if chunks.is_empty() {
+            // Nothing buffered and not flushed: the caller asked beyond the log.
+            return Err(Error::InvalidArgument(format!(
+                "flush through LSN {lsn} beyond the end of the log {end}"
+            )));
+        }
+        if let Err(e) = self.write_chunks(fl, &chunks) {
+            self.poison.set(&e);
+            return Err(e);
+        }
+        self.flushed.store(end, Ordering::Release);
+        self.flushes.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// How many times the log has been written and synced (each sync may cover many
+    /// commits: commits / flushes is the group-commit factor).
+    pub fn flush_count(&self) -> u64 {
+        self.flushes.load(Ordering::Relaxed)
     }
 
     /// Flushes everything appended so far.
@@ -265,9 +352,12 @@ impl Wal {
                 touched.push((path, file));
             }
         }
+        let start = std::time::Instant::now();
         for (path, f) in &touched {
             f.sync().map_err(|e| Error::io("fsync", path, e))?;
         }
+        let ns = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.last_sync_ns.store(ns, Ordering::Relaxed);
         if created {
             self.vfs
                 .sync_dir(&self.dir)
