@@ -4,9 +4,10 @@
 //! Why `pread` and not `memmap2`: (1) every byte must pass through the [`Vfs`] seam so the
 //! crash tests can drop and tear writes, and a mapping bypasses it; (2) with a writable
 //! mapping the kernel may write a dirty page back at any moment, before the WAL record
-//! describing it is durable, which breaks the WAL rule; (3) a read-only mapping of pages
-//! that must be checksummed and copied into the cache anyway saves nothing measurable
-//! (see `docs/BENCHMARKS.md`, "pread vs mmap").
+//! describing it is durable, which breaks the WAL rule; (3) speed does not decide it: a read from disk
+//! happens only on a page-cache miss, and although a read-only mapping of warm,
+//! OS-cached pages is faster per page than `pread` (`docs/BENCHMARKS.md`, "pread vs
+//! mmap", has the ratio), that cost is paid once per miss.
 //!
 //! The WAL rule: [`Heap::write_dirty`] flushes the WAL through a page's LSN before it
 //! writes the page.
@@ -190,9 +191,13 @@ impl Heap {
 
     /// Reads and checks a page from disk, bypassing the cache.
     pub fn read_from_disk(&self, block: u32) -> Result<Page> {
-        let mut buf = vec![0u8; PAGE_BYTES];
-        let n = read_exact_at(&*self.file, &mut buf, u64::from(block) * PAGE_BYTES as u64)
-            .map_err(|e| Error::io("read", &self.rel_path, e))?;
+        let mut buf = Box::new([0u8; PAGE_BYTES]);
+        let n = read_exact_at(
+            &*self.file,
+            &mut buf[..],
+            u64::from(block) * PAGE_BYTES as u64,
+        )
+        .map_err(|e| Error::io("read", &self.rel_path, e))?;
         if n < PAGE_BYTES {
             return Err(Error::corrupt(
                 self.location(block),
@@ -202,7 +207,7 @@ impl Heap {
                 },
             ));
         }
-        Page::from_disk(&buf, self.page_id(block))
+        Page::from_disk_buf(buf, self.page_id(block))
             .map_err(|k| Error::corrupt(self.location(block), k))
     }
 

@@ -98,16 +98,27 @@ impl Page {
                 have: bytes.len(),
             });
         }
-        if bytes.iter().all(|b| *b == 0) {
-            return Err(CorruptionKind::ZeroPage);
-        }
+        let mut buf = Box::new([0u8; PAGE_BYTES]);
+        buf.copy_from_slice(bytes);
+        Self::from_disk_buf(buf, expect)
+    }
+
+    /// Like [`Page::from_disk`], taking ownership of the buffer the page was read into
+    /// (the read path uses this to avoid a second copy).
+    pub fn from_disk_buf(
+        buf: Box<[u8; PAGE_BYTES]>,
+        expect: PageId,
+    ) -> Result<Self, CorruptionKind> {
+        let bytes = &buf[..];
         let stored = get_u32(bytes, CHECKSUM_OFF).unwrap_or(0);
         let computed = crc(bytes.get(MAGIC_OFF..).unwrap_or(&[]));
         if stored != computed {
+            // Only now pay for telling a never-written page from a damaged one.
+            if bytes.iter().all(|b| *b == 0) {
+                return Err(CorruptionKind::ZeroPage);
+            }
             return Err(CorruptionKind::Checksum { stored, computed });
         }
-        let mut buf = Box::new([0u8; PAGE_BYTES]);
-        buf.copy_from_slice(bytes);
         let page = Self { buf };
         page.validate()?;
         if page.id() != expect {
