@@ -174,6 +174,21 @@ mod tests {
         assert!(VisibilityMap::decode(&bytes[..bytes.len() - 1], 2, 5).is_err());
     }
 
+    /// Regression (found by the vm_file fuzzer): roaring 0.10 accepts a run container
+    /// holding no runs — an empty container — and its serializer then underflows. The
+    /// fuzzer's file (valid checksum) must decode to a map that encodes without panicking.
+    #[test]
+    fn empty_roaring_container_is_normalized_away() {
+        let mut file =
+            include_bytes!("../../fuzz/corpus/vm_file/regression-roaring-empty-container").to_vec();
+        let c = checksum(&file); // as the fuzz target does: reach past the checksum
+        put_u32(&mut file, CHECKSUM_OFF, c);
+        let (seg, table) = (1, 2);
+        let vm = VisibilityMap::decode(&file, seg, table).unwrap();
+        let again = vm.encode(seg, table); // panicked before the fix
+        assert_eq!(VisibilityMap::decode(&again, seg, table).unwrap(), vm);
+    }
+
     #[test]
     fn rebuild_sets_only_blocks_without_live_old_bit_tuples() {
         let mk = |block, bits: &[(bool, bool)]| {
