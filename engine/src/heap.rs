@@ -356,9 +356,4 @@ impl Heap {
         }
         Ok(())
     }
-
-    /// Cached pages (for tests and statistics).
-    pub fn cached_pages(&self) -> usize {
-        self.pages.read().len()
-    }
 }

@@ -10,7 +10,7 @@
 use crate::clog::{Clog, XidStatus, FIRST_XID};
 use crate::control::{Catalog, Control, NodeState, TableEntry, TABLE_NAME_BYTES_MAX};
 use crate::error::{CorruptionKind, Error, Location, Result};
-use crate::heap::{segment_dir_name, CachedPage, Heap};
+use crate::heap::{segment_dir_name, Heap};
 use crate::page::{Page, PageId, TUPLE_BYTES_MAX};
 use crate::poison::Poison;
 use crate::tuple::{build_tuple, Tid, TupleHeader, FLAGS_OFF, XMAX_OFF};
@@ -110,7 +110,6 @@ pub struct Node {
     open_txns: AtomicU64,
     commit_gate: RwLock<()>,
     checkpoint_lock: Mutex<()>,
-    closed: AtomicBool,
     recovery: RecoveryReport,
     stop_flusher: Arc<AtomicBool>,
     flusher: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -186,7 +185,9 @@ impl Node {
         }
         // The first checkpoint writes the control file: from here on the node exists.
         node.checkpoint()?;
-        Ok(Arc::new(node))
+        let node = Arc::new(node);
+        node.start_flusher();
+        Ok(node)
     }
 
     #[expect(
@@ -219,7 +220,6 @@ impl Node {
             open_txns: AtomicU64::new(0),
             commit_gate: RwLock::new(()),
             checkpoint_lock: Mutex::new(()),
-            closed: AtomicBool::new(false),
             recovery: RecoveryReport::default(),
             stop_flusher: Arc::new(AtomicBool::new(false)),
             flusher: Mutex::new(None),
@@ -1039,18 +1039,12 @@ impl Node {
             Control::decode(&bytes).map_err(|k| Error::corrupt(Location::file(CONTROL_FILE), k))?;
         control.state = NodeState::ShutDown;
         self.write_control(&control)?;
-        self.closed.store(true, Ordering::Release);
         Ok(())
     }
 
     /// True once poisoned by a failed fsync.
     pub fn is_poisoned(&self) -> bool {
         self.poison.is_set()
-    }
-
-    /// The page cache entry of a block (for tests and tools).
-    pub fn cached_page(&self, segment: u16, table: u32, block: u32) -> Result<Arc<CachedPage>> {
-        self.heap(segment, table)?.page(block)
     }
 
     /// The identity of a block (for tools).
