@@ -45,12 +45,14 @@ fn matrix(class: OpClass, kind: FailKind) -> u64 {
 fn every_sync_failing_with_eio() {
     let n = matrix(OpClass::Sync, FailKind::Eio);
     assert!(n > 50, "only {n} syncs");
+    eprintln!("EIO matrix: each of {n} syncs failed in turn");
 }
 
 #[test]
 fn every_write_failing_with_enospc() {
     let n = matrix(OpClass::Write, FailKind::Enospc);
     assert!(n > 50, "only {n} writes");
+    eprintln!("ENOSPC matrix: each of {n} writes failed in turn");
 }
 
 #[test]
