@@ -7,13 +7,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use segexpand_bench::commit_round;
 use segexpand_engine::page::{Page, PageId, PAGE_BYTES};
 use segexpand_engine::tuple::{build_tuple, TupleHeader};
 use segexpand_engine::wal::record::{Body, PageRef};
 use segexpand_engine::{Node, NodeOptions};
 use std::io::Write;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const ID: PageId = PageId {
     segment: 0,
@@ -89,25 +89,6 @@ fn node_insert(c: &mut Criterion) {
     g.finish();
 }
 
-/// `threads` threads each commit `per_thread` small transactions; returns the wall time.
-fn commit_round(node: &Arc<Node>, t: u32, threads: usize, per_thread: u64) -> Duration {
-    let start = Instant::now();
-    std::thread::scope(|s| {
-        for th in 0..threads {
-            let node = node.clone();
-            s.spawn(move || {
-                for _ in 0..per_thread {
-                    let x = node.begin().unwrap();
-                    node.insert(x, 0, (th % 4) as u16, t, false, b"commit-bench-row")
-                        .unwrap();
-                    node.commit(x).unwrap();
-                }
-            });
-        }
-    });
-    start.elapsed()
-}
-
 fn group_commit(c: &mut Criterion) {
     let dir = scratch();
     let node = Node::create_dir(dir.path(), 4, NodeOptions::default()).unwrap();
@@ -122,7 +103,7 @@ fn group_commit(c: &mut Criterion) {
         g.bench_with_input(BenchmarkId::new("threads", threads), &threads, |b, &n| {
             b.iter_custom(|iters| {
                 (0..iters)
-                    .map(|_| commit_round(&node, t, n, per_thread))
+                    .map(|_| commit_round(&node, t, n, per_thread).unwrap())
                     .sum()
             })
         });

@@ -2,7 +2,6 @@
 //! `cargo run --release -p segexpand-bench --example group_commit_probe`.
 #![allow(clippy::unwrap_used)]
 use segexpand_engine::{Node, NodeOptions};
-use std::time::Instant;
 
 fn main() {
     let dir = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
@@ -12,21 +11,9 @@ fn main() {
     for threads in [1u64, 2, 8, 16] {
         let per = 2000 / threads;
         let f0 = node.wal().flush_count();
-        let start = Instant::now();
-        std::thread::scope(|s| {
-            for th in 0..threads {
-                let node = node.clone();
-                s.spawn(move || {
-                    for _ in 0..per {
-                        let x = node.begin().unwrap();
-                        node.insert(x, 0, (th % 4) as u16, t, false, b"probe")
-                            .unwrap();
-                        node.commit(x).unwrap();
-                    }
-                });
-            }
-        });
-        let secs = start.elapsed().as_secs_f64();
+        let secs = segexpand_bench::commit_round(&node, t, threads as usize, per)
+            .unwrap()
+            .as_secs_f64();
         let commits = threads * per;
         let rate = commits as f64 / secs;
         if threads == 1 {
