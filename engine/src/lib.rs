@@ -23,6 +23,7 @@ pub mod codec;
 pub mod control;
 pub mod error;
 pub mod fuzzing;
+pub mod hash;
 pub mod heap;
 pub mod node;
 pub mod page;
