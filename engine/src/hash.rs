@@ -164,30 +164,32 @@ mod tests {
         }
     }
 
+    /// The hash of the key that `f` builds.
+    fn key_of(f: &dyn Fn(&mut KeyHasher)) -> u64 {
+        let mut k = KeyHasher::new();
+        f(&mut k);
+        k.finish()
+    }
+
     #[test]
     fn key_hash_golden_values() {
-        let h = |f: &dyn Fn(&mut KeyHasher)| {
-            let mut k = KeyHasher::new();
-            f(&mut k);
-            k.finish()
-        };
         let got = [
-            h(&|k| {
+            key_of(&|k| {
                 k.int(42);
             }),
-            h(&|k| {
+            key_of(&|k| {
                 k.bytes(b"alice");
             }),
-            h(&|k| {
+            key_of(&|k| {
                 k.int(7).bytes(b"x");
             }),
-            h(&|k| {
+            key_of(&|k| {
                 k.null();
             }),
-            h(&|k| {
+            key_of(&|k| {
                 k.float(1.5);
             }),
-            h(&|k| {
+            key_of(&|k| {
                 k.bool(true);
             }),
         ];
@@ -218,56 +220,51 @@ mod tests {
 
     #[test]
     fn equal_values_hash_equally() {
-        let one = |f: &dyn Fn(&mut KeyHasher)| {
-            let mut k = KeyHasher::new();
-            f(&mut k);
-            k.finish()
-        };
         assert_eq!(
-            one(&|k| {
+            key_of(&|k| {
                 k.int(i64::from(5i16));
             }),
-            one(&|k| {
+            key_of(&|k| {
                 k.int(5);
             })
         );
         assert_eq!(
-            one(&|k| {
+            key_of(&|k| {
                 k.float(-0.0);
             }),
-            one(&|k| {
+            key_of(&|k| {
                 k.float(0.0);
             })
         );
         assert_eq!(
-            one(&|k| {
+            key_of(&|k| {
                 k.float(f64::NAN);
             }),
-            one(&|k| {
+            key_of(&|k| {
                 k.float(-f64::NAN);
             })
         );
         assert_eq!(
-            one(&|k| {
+            key_of(&|k| {
                 k.bpchar("ab  ");
             }),
-            one(&|k| {
+            key_of(&|k| {
                 k.bpchar("ab");
             })
         );
         assert_ne!(
-            one(&|k| {
+            key_of(&|k| {
                 k.int(1).int(2);
             }),
-            one(&|k| {
+            key_of(&|k| {
                 k.int(2).int(1);
             })
         );
         assert_ne!(
-            one(&|k| {
+            key_of(&|k| {
                 k.null();
             }),
-            one(&|k| {
+            key_of(&|k| {
                 k.int(0);
             })
         );
