@@ -71,17 +71,17 @@ pub fn run(a: &DemoArgs) -> Result<(), Error> {
             t
         }
         None => {
-            let t = node.create_table(TABLE)?;
+            let t = node.create_raw_table(TABLE)?;
             let start = Instant::now();
             let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
             let mut done = 0;
             while done < a.rows {
-                let x = node.begin()?;
+                let x = node.begin_xid()?;
                 let end = (done + BATCH_ROWS).min(a.rows);
                 for id in done..end {
                     node.insert(x, 0, segment_of(id, segments), t, false, &row(id))?;
                 }
-                node.commit(x)?;
+                node.commit_xid(x)?;
                 done = end;
                 if tty {
                     eprint!("\rloading: {done}/{} rows", a.rows);

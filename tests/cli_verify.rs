@@ -23,8 +23,8 @@ fn verify_clean_then_one_flipped_bit() {
     let dir = tmp.path().join("node");
     std::fs::create_dir_all(&dir).unwrap();
     let node = Node::create_dir(&dir, 3, NodeOptions::default()).unwrap();
-    let t = node.create_table("orders").unwrap();
-    let x = node.begin().unwrap();
+    let t = node.create_raw_table("orders").unwrap();
+    let x = node.begin_xid().unwrap();
     for i in 0..3000u32 {
         node.insert(
             x,
@@ -36,7 +36,7 @@ fn verify_clean_then_one_flipped_bit() {
         )
         .unwrap();
     }
-    node.commit(x).unwrap();
+    node.commit_xid(x).unwrap();
     node.close().unwrap();
     drop(node);
 

@@ -72,18 +72,18 @@ fn page_insert(c: &mut Criterion) {
 fn node_insert(c: &mut Criterion) {
     let dir = scratch();
     let node = Node::create_dir(dir.path(), 4, NodeOptions::default()).unwrap();
-    let t = node.create_table("b").unwrap();
+    let t = node.create_raw_table("b").unwrap();
     let payload = [b'y'; 64];
     let mut g = c.benchmark_group("node");
     g.throughput(Throughput::Elements(1000));
     g.sample_size(20);
     g.bench_function("insert_1000_rows_one_commit", |b| {
         b.iter(|| {
-            let x = node.begin().unwrap();
+            let x = node.begin_xid().unwrap();
             for i in 0..1000u16 {
                 node.insert(x, 0, i % 4, t, false, &payload).unwrap();
             }
-            node.commit(x).unwrap();
+            node.commit_xid(x).unwrap();
         })
     });
     g.finish();
@@ -92,7 +92,7 @@ fn node_insert(c: &mut Criterion) {
 fn group_commit(c: &mut Criterion) {
     let dir = scratch();
     let node = Node::create_dir(dir.path(), 4, NodeOptions::default()).unwrap();
-    let t = node.create_table("c").unwrap();
+    let t = node.create_raw_table("c").unwrap();
     let mut g = c.benchmark_group("group_commit");
     g.sample_size(10);
     g.measurement_time(Duration::from_secs(8));

@@ -6,7 +6,7 @@ use segexpand_engine::{Node, NodeOptions};
 fn main() {
     let dir = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
     let node = Node::create_dir(dir.path(), 4, NodeOptions::default()).unwrap();
-    let t = node.create_table("c").unwrap();
+    let t = node.create_raw_table("c").unwrap();
     let mut base = 0.0;
     for threads in [1u64, 2, 8, 16] {
         let per = 2000 / threads;

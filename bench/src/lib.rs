@@ -21,9 +21,9 @@ pub fn commit_round(
                 let node = node.clone();
                 s.spawn(move || -> Result<(), Error> {
                     for _ in 0..per_thread {
-                        let x = node.begin()?;
+                        let x = node.begin_xid()?;
                         node.insert(x, 0, (th % 4) as u16, table, false, b"commit-bench-row")?;
-                        node.commit(x)?;
+                        node.commit_xid(x)?;
                     }
                     Ok(())
                 })

@@ -64,6 +64,17 @@ impl<'a> Reader<'a> {
     pub fn new(buf: &'a [u8]) -> Self {
         Self { buf, pos: 0 }
     }
+    /// Next byte.
+    pub fn u8(&mut self) -> Option<u8> {
+        let v = *self.buf.get(self.pos)?;
+        self.pos += 1;
+        Some(v)
+    }
+    /// Next string stored as a `u16` byte length and UTF-8 bytes.
+    pub fn str16(&mut self) -> Option<String> {
+        let n = usize::from(self.u16()?);
+        String::from_utf8(self.bytes(n)?.to_vec()).ok()
+    }
     /// Next `u16`.
     pub fn u16(&mut self) -> Option<u16> {
         let v = get_u16(self.buf, self.pos)?;
@@ -108,6 +119,17 @@ pub struct Writer {
 }
 
 impl Writer {
+    /// Appends a byte.
+    pub fn u8(&mut self, v: u8) -> &mut Self {
+        self.buf.push(v);
+        self
+    }
+    /// Appends a string as a `u16` byte length and its UTF-8 bytes. Callers bound the
+    /// length first; longer strings are a broken invariant.
+    pub fn str16(&mut self, v: &str) -> &mut Self {
+        let n = u16::try_from(v.len()).unwrap_or_else(|_| panic!("string of {} bytes", v.len()));
+        self.u16(n).bytes(v.as_bytes())
+    }
     /// Appends a `u16`.
     pub fn u16(&mut self, v: u16) -> &mut Self {
         self.buf.extend_from_slice(&v.to_le_bytes());

@@ -1,13 +1,14 @@
 //! The control file: the checkpoint pointer, the catalog and the commit log, replaced
 //! atomically at every checkpoint. Layout in `docs/format.md` ("Control file").
 
-use crate::codec::{get_u16, get_u32, get_u64, put, put_u16, put_u32, put_u64, Reader, Writer};
+pub use crate::catalog::Catalog;
+use crate::codec::{get_u16, get_u32, get_u64, put, put_u16, put_u32, put_u64, Writer};
 use crate::error::CorruptionKind;
 
 /// Control file magic.
 pub const CONTROL_MAGIC: [u8; 4] = *b"SGCT";
 /// Control file format version.
-pub const CONTROL_VERSION: u16 = 1;
+pub const CONTROL_VERSION: u16 = 2;
 /// Offset of the state field.
 pub const STATE_OFF: usize = 6;
 /// Offset of the checkpoint LSN.
@@ -27,8 +28,6 @@ pub const CHECKSUM_OFF: usize = 60;
 /// Size of the fixed header.
 pub const HEADER_BYTES: usize = CHECKSUM_OFF + 4;
 const _: () = assert!(CLOG_LEN_OFF + 4 + 16 == CHECKSUM_OFF && HEADER_BYTES == 64);
-/// Longest table name.
-pub const TABLE_NAME_BYTES_MAX: usize = 63;
 
 /// Node state recorded in the control file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,59 +36,6 @@ pub enum NodeState {
     ShutDown = 1,
     /// Open (or crashed while open).
     InProduction = 2,
-}
-
-/// A table in the catalog.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TableEntry {
-    /// Table id.
-    pub id: u32,
-    /// Name.
-    pub name: String,
-}
-
-/// The catalog (version 1: segments and table names).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Catalog {
-    /// Segment content ids of this node.
-    pub segments: Vec<u16>,
-    /// Tables.
-    pub tables: Vec<TableEntry>,
-}
-
-impl Catalog {
-    /// The table with this id.
-    pub fn table(&self, id: u32) -> Option<&TableEntry> {
-        self.tables.iter().find(|t| t.id == id)
-    }
-
-    fn encode(&self, w: &mut Writer) {
-        w.u16(self.segments.len() as u16);
-        for s in &self.segments {
-            w.u16(*s);
-        }
-        w.u32(self.tables.len() as u32);
-        for t in &self.tables {
-            w.u32(t.id)
-                .u16(t.name.len() as u16)
-                .bytes(t.name.as_bytes());
-        }
-    }
-
-    fn decode(buf: &[u8]) -> Option<Self> {
-        let mut r = Reader::new(buf);
-        let n = r.u16()?;
-        let segments = (0..n).map(|_| r.u16()).collect::<Option<Vec<_>>>()?;
-        let t = r.u32()?;
-        let mut tables = Vec::new();
-        for _ in 0..t {
-            let id = r.u32()?;
-            let len = usize::from(r.u16()?);
-            let name = String::from_utf8(r.bytes(len)?.to_vec()).ok()?;
-            tables.push(TableEntry { id, name });
-        }
-        r.is_empty().then_some(Self { segments, tables })
-    }
 }
 
 /// The decoded control file.

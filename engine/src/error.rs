@@ -133,6 +133,44 @@ pub enum Error {
     /// The data directory already holds a node.
     #[error("{0} already holds a segexpand node")]
     AlreadyExists(PathBuf),
+    /// A table of this name exists already.
+    #[error("table {0:?} already exists")]
+    TableExists(String),
+    /// No table has this name.
+    #[error("table {0:?} does not exist")]
+    NoSuchTable(String),
+    /// Waiting for a row lock would close a cycle of waits. Roll the transaction back.
+    #[error(
+        "deadlock detected: transaction {xid} waits for transaction {holder}, which waits \
+         (directly or through others) for transaction {xid}; roll back and retry"
+    )]
+    Deadlock {
+        /// The transaction that got the error.
+        xid: u64,
+        /// The transaction it would have waited for.
+        holder: u64,
+    },
+    /// A row lock was not granted within the lock timeout. Roll the transaction back.
+    #[error(
+        "lock timeout: transaction {xid} waited {waited_ms} ms for a row held by \
+         transaction {holder}; roll back and retry"
+    )]
+    LockTimeout {
+        /// The transaction that got the error.
+        xid: u64,
+        /// The transaction holding the row.
+        holder: u64,
+        /// How long it waited.
+        waited_ms: u64,
+    },
+    /// An earlier statement of this transaction failed; it can only roll back.
+    #[error("transaction {xid} is aborted (an earlier statement failed: {cause}); roll back")]
+    TxnAborted {
+        /// The transaction.
+        xid: u64,
+        /// The first failure.
+        cause: String,
+    },
 }
 
 impl Error {

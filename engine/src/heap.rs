@@ -342,6 +342,38 @@ impl Heap {
         Ok(written)
     }
 
+    /// Empties the heap: drops every cached page, truncates the file to zero and syncs
+    /// it. The caller excludes every other user of the heap (and checkpoints).
+    pub fn truncate(&self) -> Result<()> {
+        self.pages.write().clear();
+        self.fsm.lock().clear();
+        self.nblocks.store(0, Ordering::Release);
+        self.file
+            .set_len(0)
+            .map_err(|e| Error::io("truncate", &self.rel_path, e))?;
+        self.file
+            .sync()
+            .map_err(|e| Error::io("fsync", &self.rel_path, e))?;
+        self.needs_sync.store(false, Ordering::Release);
+        Ok(())
+    }
+
+    /// Reserves a new block for a bulk load: an empty dirty page is cached (so readers of
+    /// the block see a valid empty page), and the free-space map says "full" so
+    /// concurrent inserts stay away until [`Heap::install`] fills it.
+    pub fn reserve_block(&self) -> u32 {
+        let mut fsm = self.fsm.lock();
+        let block = self.nblocks.fetch_add(1, Ordering::AcqRel);
+        if fsm.len() <= block as usize {
+            fsm.resize(block as usize + 1, 0);
+        }
+        self.pages.write().insert(
+            block,
+            Arc::new(CachedPage::new(Page::new(self.page_id(block)), true)),
+        );
+        block
+    }
+
     /// Syncs the heap file if anything was written since the last sync.
     pub fn sync(&self, poison: &Poison) -> Result<()> {
         if self.needs_sync.swap(false, Ordering::AcqRel) {

@@ -7,17 +7,20 @@
 //! `docs/ARCHITECTURE.md` has the map; `docs/format.md` every byte on disk.
 //!
 //! ```
-//! use segexpand_engine::{Node, NodeOptions};
+//! use segexpand_engine::{Node, NodeOptions, TableSpec, Type, Value};
 //! let dir = tempfile::tempdir().unwrap();
 //! let node = Node::create_dir(dir.path(), 2, NodeOptions::default()).unwrap();
-//! let t = node.create_table("accounts").unwrap();
-//! let x = node.begin().unwrap();
-//! node.insert(x, 0, 1, t, false, b"alice,100").unwrap();
-//! node.commit(x).unwrap();
-//! assert_eq!(node.scan_committed(1, t).unwrap().len(), 1);
+//! node.create_table(&TableSpec::new("t").not_null("id", Type::Int4).column("v", Type::Text))
+//!     .unwrap();
+//! let mut tx = node.begin().unwrap();
+//! tx.insert("t", vec![Value::Int4(1), Value::Text("alice".into())]).unwrap();
+//! tx.commit().unwrap();
+//! let mut tx = node.begin().unwrap();
+//! assert_eq!(tx.get("t", &[Value::Int4(1)]).unwrap().len(), 1);
 //! node.close().unwrap();
 //! ```
 
+pub mod catalog;
 pub mod clog;
 pub mod codec;
 pub mod control;
@@ -25,15 +28,23 @@ pub mod error;
 pub mod fuzzing;
 pub mod hash;
 pub mod heap;
+pub mod index;
 pub mod node;
 pub mod page;
 pub mod poison;
+pub mod table;
 pub mod tuple;
+pub mod txn;
+pub mod types;
 pub mod verify;
 pub mod vfs;
 pub mod vm;
 pub mod wal;
 
+pub use catalog::{Column, Layout, SegmentConfig, TableDef};
 pub use error::{CorruptionKind, Error, Location, Result};
-pub use node::{CheckpointStats, Node, NodeOptions, RecoveryReport};
+pub use hash::Placement;
+pub use node::{CheckpointStats, Node, NodeOptions, PruneStats, RecoveryReport};
+pub use table::{Predicate, Row, TableSpec, Txn};
+pub use types::{Type, Value};
 pub use wal::SyncPolicy;

@@ -7,13 +7,16 @@
 //! Lock order (never taken in the other direction): checkpoint lock → commit gate →
 //! catalog → page lock → WAL insert lock → WAL flush lock.
 
+use crate::catalog::{Catalog, SegmentConfig, TableDef};
 use crate::clog::{Clog, XidStatus, FIRST_XID};
-use crate::control::{Catalog, Control, NodeState, TableEntry, TABLE_NAME_BYTES_MAX};
+use crate::control::{Control, NodeState};
 use crate::error::{CorruptionKind, Error, Location, Result};
 use crate::heap::{segment_dir_name, Heap};
+use crate::index::KeyIndex;
 use crate::page::{Page, PageId, TUPLE_BYTES_MAX};
 use crate::poison::Poison;
-use crate::tuple::{build_tuple, Tid, TupleHeader, FLAGS_OFF, XMAX_OFF};
+use crate::tuple::{build_tuple, NextVersion, Tid, TupleHeader, FLAGS_OFF, XMAX_OFF};
+use crate::txn::TxnManager;
 use crate::vfs::{read_all, replace_file, tmp_path, RealVfs, Vfs};
 use crate::vm::VisibilityMap;
 use crate::wal::record::{Body, PageRef, Record};
@@ -24,6 +27,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Name of the control file.
 pub const CONTROL_FILE: &str = "control";
@@ -45,6 +49,9 @@ pub struct NodeOptions {
     /// Size at which a WAL file is closed and the next one started (tests use small files
     /// to exercise the switch; clamped to `WAL_FILE_BYTES_MIN..=WAL_FILE_BYTES_MAX`).
     pub wal_file_bytes: u64,
+    /// How long a writer waits for a row lock before [`Error::LockTimeout`] (zero: fail
+    /// at once). Deadlocks are detected without waiting for this.
+    pub lock_timeout: Duration,
 }
 
 impl Default for NodeOptions {
@@ -54,6 +61,7 @@ impl Default for NodeOptions {
             cache_pages_max: 1 << 20,
             checkpoint_wal_bytes: 256 * 1024 * 1024,
             wal_file_bytes: crate::wal::file::WAL_FILE_BYTES_MAX,
+            lock_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -73,6 +81,10 @@ pub struct RecoveryReport {
     pub vm_rebuilt: usize,
     /// Heap blocks that could not be read after redo (checksum errors, ...).
     pub unreadable_blocks: Vec<String>,
+    /// Key-index entries rebuilt from the heaps.
+    pub index_entries: usize,
+    /// Time spent building free-space maps, loading VMs and rebuilding key indexes (µs).
+    pub index_rebuild_us: u64,
 }
 
 /// What a checkpoint did.
@@ -86,12 +98,41 @@ pub struct CheckpointStats {
     pub wal_files_removed: usize,
 }
 
-struct VmState {
-    vm: VisibilityMap,
-    dirty: bool,
+pub(crate) struct VmState {
+    pub(crate) vm: VisibilityMap,
+    pub(crate) dirty: bool,
 }
 
-type HeapKey = (u16, u32);
+/// One table on one segment: its heap, its key index and its visibility map.
+pub struct Part {
+    pub(crate) heap: Arc<Heap>,
+    pub(crate) index: RwLock<KeyIndex>,
+    pub(crate) vm: Mutex<VmState>,
+}
+
+impl Part {
+    /// The heap.
+    pub fn heap(&self) -> &Arc<Heap> {
+        &self.heap
+    }
+
+    /// Entries in the key index.
+    pub fn index_len(&self) -> usize {
+        self.index.read().len()
+    }
+}
+
+/// A table's run-time state.
+pub(crate) struct TableRt {
+    pub(crate) id: u32,
+    /// The definition (a copy of the catalog's, swapped whole on change).
+    pub(crate) def: RwLock<Arc<TableDef>>,
+    /// Held shared by every statement on the table, exclusively by DROP and TRUNCATE.
+    pub(crate) ddl: RwLock<()>,
+    /// Set (under `ddl` held exclusively) when the table is dropped.
+    pub(crate) dropped: AtomicBool,
+    pub(crate) parts: RwLock<HashMap<u16, Arc<Part>>>,
+}
 
 /// One node of segments.
 pub struct Node {
@@ -101,13 +142,12 @@ pub struct Node {
     wal: Wal,
     clog: Clog,
     poison: Arc<Poison>,
-    catalog: RwLock<Catalog>,
-    heaps: RwLock<HashMap<HeapKey, Arc<Heap>>>,
-    vms: Mutex<HashMap<HeapKey, VmState>>,
-    next_xid: AtomicU64,
+    pub(crate) catalog: RwLock<Catalog>,
+    pub(crate) tables_rt: RwLock<HashMap<u32, Arc<TableRt>>>,
+    pub(crate) txns: TxnManager,
     next_table: AtomicU32,
-    /// Transactions begun and not yet committed or aborted (for group commit).
-    open_txns: AtomicU64,
+    /// Round-robin counter placing rows of randomly distributed tables.
+    pub(crate) round_robin: AtomicU64,
     commit_gate: RwLock<()>,
     checkpoint_lock: Mutex<()>,
     recovery: RecoveryReport,
@@ -181,7 +221,8 @@ impl Node {
             1,
         );
         for s in 0..segments {
-            node.add_segment(s)?;
+            let datadir = dir.join(segment_dir_name(s)).display().to_string();
+            node.add_segment(SegmentConfig::local(s, datadir))?;
         }
         // The first checkpoint writes the control file: from here on the node exists.
         node.checkpoint()?;
@@ -213,11 +254,10 @@ impl Node {
             clog,
             poison,
             catalog: RwLock::new(catalog),
-            heaps: RwLock::new(HashMap::new()),
-            vms: Mutex::new(HashMap::new()),
-            next_xid: AtomicU64::new(next_xid),
+            tables_rt: RwLock::new(HashMap::new()),
+            txns: TxnManager::new(next_xid),
             next_table: AtomicU32::new(next_table),
-            open_txns: AtomicU64::new(0),
+            round_robin: AtomicU64::new(0),
             commit_gate: RwLock::new(()),
             checkpoint_lock: Mutex::new(()),
             recovery: RecoveryReport::default(),
@@ -288,10 +328,10 @@ impl Node {
             control.next_xid,
             control.next_table,
         );
-        let catalog = control.catalog.clone();
-        for seg in &catalog.segments {
-            for t in &catalog.tables {
-                node.open_heap(*seg, t.id, false)?;
+        for t in &control.catalog.tables {
+            node.register_table(t.clone());
+            for seg in control.catalog.contents() {
+                node.open_part(seg, t.id, false)?;
             }
         }
         let mut report = RecoveryReport::default();
@@ -308,11 +348,10 @@ impl Node {
             );
             report.cut = Some((cut.lsn, cut.reason.clone()));
         }
-        report.aborted_in_flight = node
-            .clog
-            .abort_in_progress(node.next_xid.load(Ordering::Acquire));
-        let heaps: Vec<Arc<Heap>> = node.heaps.read().values().cloned().collect();
-        for h in &heaps {
+        report.aborted_in_flight = node.clog.abort_in_progress(node.txns.next_xid());
+        let index_start = std::time::Instant::now();
+        for (table, part) in node.all_parts() {
+            let h = &part.heap;
             for (block, e) in h.build_fsm() {
                 log::error!(
                     "{}: block {block} unreadable after recovery: {e}",
@@ -320,13 +359,16 @@ impl Node {
                 );
                 report.unreadable_blocks.push(e.to_string());
             }
-            if node.load_vm(h)? {
+            if node.load_vm(&table, &part)? {
                 report.vm_rebuilt += 1;
             }
+            report.index_entries += node.rebuild_index(&table, &part)?;
         }
+        report.index_rebuild_us = index_start.elapsed().as_micros() as u64;
         node.recovery = report;
         // End-of-recovery checkpoint: makes the recovered state the new starting point.
         node.checkpoint()?;
+        node.remove_orphan_files()?;
         let node = Arc::new(node);
         node.start_flusher();
         Ok(node)
@@ -380,24 +422,33 @@ impl Node {
         &self.dir
     }
 
-    /// The segments of this node.
+    /// The segments of this node (content ids).
     pub fn segments(&self) -> Vec<u16> {
+        self.catalog.read().contents()
+    }
+
+    /// The segment configuration, one row per segment (`gp_segment_configuration`).
+    pub fn segment_configuration(&self) -> Vec<SegmentConfig> {
         self.catalog.read().segments.clone()
     }
 
-    /// The tables of this node.
-    pub fn tables(&self) -> Vec<TableEntry> {
+    /// The table definitions.
+    pub fn tables(&self) -> Vec<TableDef> {
         self.catalog.read().tables.clone()
     }
 
-    /// The table called `name`.
+    /// The id of the table called `name`.
     pub fn table_id(&self, name: &str) -> Option<u32> {
+        self.catalog.read().table_by_name(name).map(|t| t.id)
+    }
+
+    /// The definition of the table called `name`.
+    pub fn table_def(&self, name: &str) -> Result<TableDef> {
         self.catalog
             .read()
-            .tables
-            .iter()
-            .find(|t| t.name == name)
-            .map(|t| t.id)
+            .table_by_name(name)
+            .cloned()
+            .ok_or_else(|| Error::NoSuchTable(name.to_string()))
     }
 
     /// The WAL (for statistics and benchmarks).
@@ -405,25 +456,61 @@ impl Node {
         &self.wal
     }
 
+    /// The commit log.
+    pub fn clog(&self) -> &Clog {
+        &self.clog
+    }
+
+    /// The options the node runs with.
+    pub fn options(&self) -> &NodeOptions {
+        &self.opts
+    }
+
+    /// The I/O seam.
+    pub fn vfs(&self) -> &Arc<dyn Vfs> {
+        &self.vfs
+    }
+
+    /// The transaction manager (running transactions, snapshots, lock waits).
+    pub fn txn_manager(&self) -> &TxnManager {
+        &self.txns
+    }
+
+    /// Holds off checkpoints (DDL that must not race one).
+    pub(crate) fn checkpoint_guard(&self) -> parking_lot::MutexGuard<'_, ()> {
+        self.checkpoint_lock.lock()
+    }
+
+    /// Holds off the start of a checkpoint (its commit-log and catalog copy).
+    pub(crate) fn commit_gate_shared(&self) -> parking_lot::RwLockReadGuard<'_, ()> {
+        self.commit_gate.read()
+    }
+
     // ----- segments and tables -------------------------------------------------------
 
-    fn add_segment(&self, segment: u16) -> Result<()> {
+    fn add_segment(&self, config: SegmentConfig) -> Result<()> {
         let _gate = self.commit_gate.read();
-        let lsn = self.wal.append(0, &Body::CreateSegment { segment })?;
+        let lsn = self.wal.append(
+            0,
+            &Body::CreateSegment {
+                config: config.clone(),
+            },
+        )?;
         self.wal.flush_through(lsn)?;
-        self.poison_on_io(self.apply_create_segment(segment))
+        self.poison_on_io(self.apply_create_segment(config))
     }
 
     /// A write path that failed on I/O leaves the node's files in an unknown state:
     /// poison, so nothing builds on it until recovery.
-    fn poison_on_io<T>(&self, r: Result<T>) -> Result<T> {
+    pub(crate) fn poison_on_io<T>(&self, r: Result<T>) -> Result<T> {
         if let Err(e @ Error::Io { .. }) = &r {
             self.poison.set(e);
         }
         r
     }
 
-    fn apply_create_segment(&self, segment: u16) -> Result<()> {
+    fn apply_create_segment(&self, config: SegmentConfig) -> Result<()> {
+        let segment = config.content;
         let path = self.dir.join(segment_dir_name(segment));
         self.vfs.create_dir_all(&path).map_err(io("mkdir", &path))?;
         self.vfs
@@ -431,67 +518,104 @@ impl Node {
             .map_err(io("fsync dir", &self.dir))?;
         let tables: Vec<u32> = {
             let mut cat = self.catalog.write();
-            if !cat.segments.contains(&segment) {
-                cat.segments.push(segment);
-            }
+            cat.put_segment(config);
             cat.tables.iter().map(|t| t.id).collect()
         };
         for t in tables {
-            self.create_table_files(segment, t)?;
+            self.create_part_files(segment, t)?;
         }
         Ok(())
     }
 
-    /// Creates a table with a heap and a VM file in every segment; returns its id.
-    pub fn create_table(&self, name: &str) -> Result<u32> {
-        if name.is_empty() || name.len() > TABLE_NAME_BYTES_MAX {
-            return Err(Error::InvalidArgument(format!(
-                "table name must be 1..={TABLE_NAME_BYTES_MAX} bytes, got {:?}",
-                name
-            )));
-        }
-        if self.table_id(name).is_some() {
-            return Err(Error::InvalidArgument(format!(
-                "table {name:?} already exists"
-            )));
-        }
-        let _gate = self.commit_gate.read();
-        let id = self.next_table.fetch_add(1, Ordering::AcqRel);
-        let lsn = self.wal.append(
-            0,
-            &Body::CreateTable {
-                table: id,
-                name: name.to_string(),
+    /// Creates a raw table (no columns: payloads are opaque bytes, placed by the caller on
+    /// any segment) with a heap and a VM file in every segment; returns its id. The
+    /// storage-level tests use raw tables; applications use [`Node::create_table`].
+    pub fn create_raw_table(&self, name: &str) -> Result<u32> {
+        let segments = self.segments().len() as u16;
+        self.create_table_def(TableDef {
+            id: 0,
+            name: name.to_string(),
+            columns: Vec::new(),
+            layout: crate::catalog::Layout {
+                key: Vec::new(),
+                segments,
+                placement: crate::hash::Placement::Jump,
             },
-        )?;
+            layout_version: 1,
+            migration_bit: false,
+            redistributing_to: None,
+        })
+    }
+
+    /// Logs and applies a new table definition (its id is assigned here); returns the id.
+    pub(crate) fn create_table_def(&self, mut def: TableDef) -> Result<u32> {
+        let name = &def.name;
+        if name.is_empty() || name.len() > crate::catalog::NAME_BYTES_MAX {
+            return Err(Error::InvalidArgument(format!(
+                "table name must be 1..={} bytes, got {name:?}",
+                crate::catalog::NAME_BYTES_MAX
+            )));
+        }
+        self.poison.check()?;
+        let _gate = self.commit_gate.read();
+        // Name check and id assignment under the catalog lock, so two creators of one
+        // name cannot both pass.
+        let mut cat = self.catalog.write();
+        if cat.table_by_name(name).is_some() {
+            return Err(Error::TableExists(name.clone()));
+        }
+        def.id = self.next_table.fetch_add(1, Ordering::AcqRel);
+        let lsn = self
+            .wal
+            .append(0, &Body::CreateTable { def: def.clone() })?;
         self.wal.flush_through(lsn)?;
-        self.poison_on_io(self.apply_create_table(id, name))?;
+        cat.put_table(def.clone());
+        drop(cat);
+        let id = def.id;
+        self.poison_on_io(self.apply_create_table(def))?;
         Ok(id)
     }
 
-    fn apply_create_table(&self, id: u32, name: &str) -> Result<()> {
+    fn apply_create_table(&self, def: TableDef) -> Result<()> {
+        let id = def.id;
         let segments = {
             let mut cat = self.catalog.write();
-            if cat.table(id).is_none() {
-                cat.tables.push(TableEntry {
-                    id,
-                    name: name.to_string(),
-                });
-            }
-            cat.segments.clone()
+            cat.put_table(def.clone());
+            cat.contents()
         };
+        self.register_table(def);
         for s in segments {
-            self.create_table_files(s, id)?;
+            self.create_part_files(s, id)?;
         }
         Ok(())
     }
 
-    fn create_table_files(&self, segment: u16, table: u32) -> Result<()> {
-        if self.heaps.read().contains_key(&(segment, table)) {
+    fn register_table(&self, def: TableDef) {
+        let id = def.id;
+        let mut map = self.tables_rt.write();
+        match map.get(&id) {
+            Some(rt) => *rt.def.write() = Arc::new(def),
+            None => {
+                map.insert(
+                    id,
+                    Arc::new(TableRt {
+                        id,
+                        def: RwLock::new(Arc::new(def)),
+                        ddl: RwLock::new(()),
+                        dropped: AtomicBool::new(false),
+                        parts: RwLock::new(HashMap::new()),
+                    }),
+                );
+            }
+        }
+    }
+
+    fn create_part_files(&self, segment: u16, table: u32) -> Result<()> {
+        if self.part(segment, table).is_ok() {
             return Ok(());
         }
         let seg_dir = self.dir.join(segment_dir_name(segment));
-        self.open_heap(segment, table, true)?;
+        self.open_part(segment, table, true)?;
         let vm_path = seg_dir.join(crate::vm::vm_file_name(table));
         replace_file(
             &*self.vfs,
@@ -500,18 +624,11 @@ impl Node {
         )?;
         self.vfs
             .sync_dir(&seg_dir)
-            .map_err(io("fsync dir", &seg_dir))?;
-        self.vms.lock().insert(
-            (segment, table),
-            VmState {
-                vm: VisibilityMap::default(),
-                dirty: false,
-            },
-        );
-        Ok(())
+            .map_err(io("fsync dir", &seg_dir))
     }
 
-    fn open_heap(&self, segment: u16, table: u32, create: bool) -> Result<Arc<Heap>> {
+    fn open_part(&self, segment: u16, table: u32, create: bool) -> Result<Arc<Part>> {
+        let rt = self.table_rt(table)?;
         let heap = Arc::new(Heap::open(
             &*self.vfs,
             &self.dir,
@@ -520,28 +637,69 @@ impl Node {
             create,
             self.opts.cache_pages_max,
         )?);
-        self.heaps.write().insert((segment, table), heap.clone());
-        Ok(heap)
+        let part = Arc::new(Part {
+            heap,
+            index: RwLock::new(KeyIndex::default()),
+            vm: Mutex::new(VmState {
+                vm: VisibilityMap::default(),
+                dirty: false,
+            }),
+        });
+        rt.parts.write().insert(segment, part.clone());
+        Ok(part)
     }
 
-    /// The heap of `table` on `segment`.
-    pub fn heap(&self, segment: u16, table: u32) -> Result<Arc<Heap>> {
-        self.heaps
+    pub(crate) fn table_rt(&self, table: u32) -> Result<Arc<TableRt>> {
+        self.tables_rt
             .read()
-            .get(&(segment, table))
+            .get(&table)
+            .cloned()
+            .ok_or_else(|| Error::InvalidArgument(format!("no table with id {table}")))
+    }
+
+    pub(crate) fn table_rt_by_name(&self, name: &str) -> Result<Arc<TableRt>> {
+        let id = self
+            .table_id(name)
+            .ok_or_else(|| Error::NoSuchTable(name.to_string()))?;
+        self.table_rt(id)
+    }
+
+    /// Table `table` on `segment`.
+    pub fn part(&self, segment: u16, table: u32) -> Result<Arc<Part>> {
+        self.table_rt(table)?
+            .parts
+            .read()
+            .get(&segment)
             .cloned()
             .ok_or_else(|| Error::InvalidArgument(format!("no table {table} on segment {segment}")))
     }
 
-    /// Loads the VM of a heap, rebuilding it when missing or corrupt. True if rebuilt.
-    fn load_vm(&self, heap: &Heap) -> Result<bool> {
-        let (seg, table) = (heap.segment(), heap.table());
-        let rel = Path::new(&segment_dir_name(seg)).join(crate::vm::vm_file_name(table));
+    /// The heap of `table` on `segment`.
+    pub fn heap(&self, segment: u16, table: u32) -> Result<Arc<Heap>> {
+        Ok(self.part(segment, table)?.heap.clone())
+    }
+
+    /// Every (table, part) of the node.
+    pub(crate) fn all_parts(&self) -> Vec<(Arc<TableRt>, Arc<Part>)> {
+        let tables: Vec<Arc<TableRt>> = self.tables_rt.read().values().cloned().collect();
+        let mut out = Vec::new();
+        for t in tables {
+            let parts: Vec<Arc<Part>> = t.parts.read().values().cloned().collect();
+            out.extend(parts.into_iter().map(|p| (t.clone(), p)));
+        }
+        out
+    }
+
+    /// Loads the VM of a part, rebuilding it when missing or corrupt. True if rebuilt.
+    fn load_vm(&self, table: &TableRt, part: &Part) -> Result<bool> {
+        let heap = &part.heap;
+        let (seg, id) = (heap.segment(), heap.table());
+        let rel = Path::new(&segment_dir_name(seg)).join(crate::vm::vm_file_name(id));
         let path = self.dir.join(&rel);
         let loaded = match self.vfs.open(&path, false) {
             Ok(f) => {
                 let bytes = read_all(&*f).map_err(io("read", &path))?;
-                VisibilityMap::decode(&bytes, seg, table).map_err(|k| k.to_string())
+                VisibilityMap::decode(&bytes, seg, id).map_err(|k| k.to_string())
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err("file missing".to_string()),
             Err(e) => return Err(Error::io("open", &path, e)),
@@ -549,11 +707,16 @@ impl Node {
         let (vm, rebuilt) = match loaded {
             Ok(vm) => (vm, false),
             Err(why) => {
-                // Stable tables carry migration bit 0, so the "old" bit is 1 (format.md).
+                // A bit means "no live tuple carries the old bit"; stable tables' old bit
+                // is the complement of their current one (format.md).
+                let def = table.def.read().clone();
                 let pages: Vec<Page> = (0..heap.nblocks())
                     .filter_map(|b| heap.page(b).ok().map(|p| p.page.read().clone()))
                     .collect();
-                let vm = VisibilityMap::rebuild(&pages, true, 0, |h| self.is_live(h));
+                let vm =
+                    VisibilityMap::rebuild(&pages, !def.migration_bit, def.layout_version, |h| {
+                        self.is_live(h)
+                    });
                 log::warn!(
                     "{}: {why}; rebuilt from the heap ({} blocks)",
                     rel.display(),
@@ -562,17 +725,97 @@ impl Node {
                 (vm, true)
             }
         };
-        self.vms
-            .lock()
-            .insert((seg, table), VmState { vm, dirty: rebuilt });
+        *part.vm.lock() = VmState { vm, dirty: rebuilt };
         Ok(rebuilt)
+    }
+
+    /// Rebuilds a part's key index from its heap; returns the entries added.
+    fn rebuild_index(&self, table: &TableRt, part: &Part) -> Result<usize> {
+        let def = table.def.read().clone();
+        if def.layout.is_random() {
+            return Ok(0);
+        }
+        let types = def.types();
+        let mut index = KeyIndex::default();
+        let mut row = Vec::with_capacity(types.len());
+        let heap = &part.heap;
+        for block in 0..heap.nblocks() {
+            let Ok(cp) = heap.page(block) else {
+                continue; // reported by build_fsm; reads of it fail with the error
+            };
+            let p = cp.page.read();
+            for slot in 0..p.slot_count() {
+                let Some(t) = p.tuple(slot) else { continue };
+                if crate::types::decode_row_into(&types, crate::tuple::payload(t), &mut row)
+                    .is_some()
+                {
+                    index.insert(def.row_key_hash(&def.layout, &row), Tid { block, slot });
+                }
+            }
+        }
+        let n = index.len();
+        *part.index.write() = index;
+        Ok(n)
+    }
+
+    /// Removes heap and VM files of tables that are not in the catalog: left by a crash
+    /// between a DROP's checkpoint and its file removal.
+    fn remove_orphan_files(&self) -> Result<()> {
+        let live: std::collections::HashSet<u32> =
+            self.catalog.read().tables.iter().map(|t| t.id).collect();
+        for seg in self.segments() {
+            let seg_dir = self.dir.join(segment_dir_name(seg));
+            let mut removed = false;
+            for name in self.vfs.list_dir(&seg_dir).map_err(io("list", &seg_dir))? {
+                let id = name
+                    .strip_prefix('t')
+                    .and_then(|r| r.strip_suffix(".heap").or_else(|| r.strip_suffix(".vm")))
+                    .and_then(|d| d.parse::<u32>().ok());
+                if let Some(id) = id.filter(|id| !live.contains(id)) {
+                    log::info!("removing {name} of dropped table {id} from segment {seg}");
+                    let path = seg_dir.join(&name);
+                    self.vfs.remove_file(&path).map_err(io("remove", &path))?;
+                    removed = true;
+                }
+            }
+            if removed {
+                self.vfs
+                    .sync_dir(&seg_dir)
+                    .map_err(io("fsync dir", &seg_dir))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes a table from the catalog and the run-time maps (files stay until the
+    /// next checkpoint has recorded the catalog without it).
+    pub(crate) fn apply_drop_table(&self, table: u32) {
+        self.catalog.write().tables.retain(|t| t.id != table);
+        self.tables_rt.write().remove(&table);
+    }
+
+    /// Empties every heap of a table and resets its VMs and indexes. The caller holds the
+    /// checkpoint lock (or is recovery), so no checkpoint writes a page of the old contents
+    /// after the truncation.
+    pub(crate) fn apply_truncate_table(&self, table: u32) -> Result<()> {
+        let rt = self.table_rt(table)?;
+        let parts: Vec<Arc<Part>> = rt.parts.read().values().cloned().collect();
+        for part in parts {
+            part.heap.truncate()?;
+            part.index.write().clear();
+            *part.vm.lock() = VmState {
+                vm: VisibilityMap::default(),
+                dirty: true,
+            };
+        }
+        Ok(())
     }
 
     // ----- redo ----------------------------------------------------------------------
 
     fn redo(&self, rec: &Record, report: &mut RecoveryReport) -> Result<()> {
-        if rec.xid >= self.next_xid.load(Ordering::Acquire) {
-            self.next_xid.store(rec.xid + 1, Ordering::Release);
+        if rec.xid > 0 {
+            self.txns.advance_next_xid(rec.xid + 1);
         }
         report.records_replayed += 1;
         match &rec.body {
@@ -583,14 +826,16 @@ impl Node {
                 next_table,
                 ..
             } => {
-                self.next_xid.fetch_max(*next_xid, Ordering::AcqRel);
+                self.txns.advance_next_xid(*next_xid);
                 self.next_table.fetch_max(*next_table, Ordering::AcqRel);
             }
-            Body::CreateSegment { segment } => self.apply_create_segment(*segment)?,
-            Body::CreateTable { table, name } => {
-                self.next_table.fetch_max(table + 1, Ordering::AcqRel);
-                self.apply_create_table(*table, name)?;
+            Body::CreateSegment { config } => self.apply_create_segment(config.clone())?,
+            Body::CreateTable { def } => {
+                self.next_table.fetch_max(def.id + 1, Ordering::AcqRel);
+                self.apply_create_table(def.clone())?;
             }
+            Body::DropTable { table } => self.apply_drop_table(*table),
+            Body::TruncateTable { table } => self.apply_truncate_table(*table)?,
             Body::PageImage {
                 page,
                 hole_offset,
@@ -613,9 +858,10 @@ impl Node {
                 xmax,
                 cmax,
                 flags,
+                next,
             } => {
                 self.redo_on_page(rec, page, |p| {
-                    set_xmax_in_place(p, *slot, *xmax, *cmax, *flags)
+                    set_xmax_in_place(p, *slot, *xmax, *cmax, *flags, *next)
                 })?;
             }
         }
@@ -657,18 +903,11 @@ impl Node {
 
     // ----- transactions and tuples -----------------------------------------------------
 
-    /// Starts a transaction; returns its id.
-    pub fn begin(&self) -> Result<u64> {
+    /// Starts a storage-level transaction; returns its id. Applications use
+    /// [`Node::begin`], which wraps this in a [`crate::Txn`].
+    pub fn begin_xid(&self) -> Result<u64> {
         self.poison.check()?;
-        self.open_txns.fetch_add(1, Ordering::AcqRel);
-        Ok(self.next_xid.fetch_add(1, Ordering::AcqRel))
-    }
-
-    /// Counts a transaction as finished (committed, aborted, or failed to commit).
-    fn end_txn(&self) {
-        let _ = self
-            .open_txns
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+        Ok(self.txns.begin())
     }
 
     /// The status of a transaction.
@@ -685,7 +924,8 @@ impl Node {
                 || self.clog.get(h.xmax) != XidStatus::Committed)
     }
 
-    /// Inserts a tuple version by `xid` (command `cid`) into `table` on `segment`.
+    /// Inserts a tuple version by `xid` (command `cid`) into `table` on `segment`. For a
+    /// table with columns, `payload` must be an encoded row ([`crate::types::encode_row`]).
     pub fn insert(
         &self,
         xid: u64,
@@ -695,7 +935,37 @@ impl Node {
         migration_bit: bool,
         payload: &[u8],
     ) -> Result<Tid> {
-        let tuple = build_tuple(&TupleHeader::new(xid, cid, migration_bit), payload);
+        let part = self.part(segment, table)?;
+        let def = self.table_rt(table)?.def.read().clone();
+        let key_hash = if def.layout.is_random() {
+            None
+        } else {
+            let row = crate::types::decode_row(&def.types(), payload).ok_or_else(|| {
+                Error::InvalidArgument(format!("payload is not a row of table {:?}", def.name))
+            })?;
+            Some(def.row_key_hash(&def.layout, &row))
+        };
+        let natts = def.columns.len() as u16;
+        self.insert_tuple(xid, cid, &part, migration_bit, natts, payload, key_hash)
+    }
+
+    /// Inserts a tuple into `part` and, for a keyed table, indexes it under `key_hash`.
+    #[expect(clippy::too_many_arguments, reason = "one tuple's every header field")]
+    pub(crate) fn insert_tuple(
+        &self,
+        xid: u64,
+        cid: u32,
+        part: &Part,
+        migration_bit: bool,
+        natts: u16,
+        payload: &[u8],
+        key_hash: Option<u64>,
+    ) -> Result<Tid> {
+        let header = TupleHeader {
+            natts,
+            ..TupleHeader::new(xid, cid, migration_bit)
+        };
+        let tuple = build_tuple(&header, payload);
         if tuple.len() > TUPLE_BYTES_MAX {
             return Err(Error::TupleTooLarge {
                 len: tuple.len(),
@@ -703,7 +973,8 @@ impl Node {
             });
         }
         self.poison.check()?;
-        let heap = self.heap(segment, table)?;
+        let heap = &part.heap;
+        let (segment, table) = (heap.segment(), heap.table());
         loop {
             let block = heap.block_for_insert(tuple.len());
             let cp = heap.page(block)?;
@@ -732,12 +1003,18 @@ impl Node {
             p.set_lsn(lsn);
             cp.mark_dirty();
             heap.set_free(block, p.free_space());
-            return Ok(Tid { block, slot });
+            drop(p);
+            let tid = Tid { block, slot };
+            if let Some(h) = key_hash {
+                part.index.write().insert(h, tid);
+            }
+            return Ok(tid);
         }
     }
 
-    /// Sets `xmax`/`cmax`/`flags` of a tuple version (delete, update or lock). Fails if
-    /// another live transaction already holds the tuple's xmax.
+    /// Sets `xmax`/`cmax`/`flags` of a tuple version (delete or lock) without waiting:
+    /// fails if another transaction holds the tuple. Applications use [`crate::Txn`],
+    /// which waits for row locks.
     pub fn set_xmax(
         &self,
         xid: u64,
@@ -747,47 +1024,132 @@ impl Node {
         tid: Tid,
         flags_set: u16,
     ) -> Result<()> {
+        let part = self.part(segment, table)?;
+        match self.claim_version(xid, cid, &part, tid, flags_set)? {
+            Claim::Claimed => Ok(()),
+            Claim::Busy(holder) => Err(Error::InvalidArgument(format!(
+                "tuple {tid:?} is locked by running transaction {holder}"
+            ))),
+            Claim::Ended { .. } => Err(Error::InvalidArgument(format!(
+                "tuple {tid:?} is already deleted or updated"
+            ))),
+        }
+    }
+
+    /// Claims the tuple version at `tid` for `xid`: if no running transaction holds it
+    /// and no committed one ended it, sets its xmax to `xid` (cmax `cid`, `flags` among
+    /// UPDATED / LOCK_ONLY / MOVED) in one logged step under the page lock.
+    pub(crate) fn claim_version(
+        &self,
+        xid: u64,
+        cid: u32,
+        part: &Part,
+        tid: Tid,
+        flags: u16,
+    ) -> Result<Claim> {
+        use crate::tuple::{FLAG_LOCK_ONLY, FLAG_MOVED, FLAG_UPDATED};
         self.poison.check()?;
-        let heap = self.heap(segment, table)?;
+        let heap = &part.heap;
         let cp = heap.page(tid.block)?;
         let mut p = cp.page.write();
-        let header = p
-            .tuple(tid.slot)
-            .and_then(TupleHeader::decode)
-            .ok_or_else(|| {
-                Error::InvalidArgument(format!(
-                    "no tuple at {tid:?} of table {table} segment {segment}"
-                ))
-            })?;
-        if header.xmax != 0
-            && header.xmax != xid
-            && self.clog.get(header.xmax) != XidStatus::Aborted
-        {
-            return Err(Error::InvalidArgument(format!(
-                "tuple {tid:?} is already deleted or locked by transaction {}",
-                header.xmax
-            )));
+        let t = p.tuple(tid.slot).ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "no tuple at {tid:?} of table {} segment {}",
+                heap.table(),
+                heap.segment()
+            ))
+        })?;
+        let h = TupleHeader::decode(t).ok_or_else(|| {
+            Error::corrupt(
+                Location {
+                    segment: Some(heap.segment()),
+                    table: Some(heap.table()),
+                    block: Some(tid.block),
+                    ..Location::file(heap.rel_path())
+                },
+                CorruptionKind::Invalid(format!(
+                    "tuple header in slot {} does not decode",
+                    tid.slot
+                )),
+            )
+        })?;
+        let lock_only = h.flags & FLAG_LOCK_ONLY != 0;
+        let free = h.xmax == 0
+            || self.clog.get(h.xmax) == XidStatus::Aborted
+            || (lock_only && (h.xmax == xid || !self.txns.is_running(h.xmax)));
+        if !free {
+            if h.xmax != xid && self.txns.is_running(h.xmax) {
+                return Ok(Claim::Busy(h.xmax));
+            }
+            return Ok(Claim::Ended {
+                next: h.next,
+                xmax: h.xmax,
+            });
         }
-        let flags = header.flags | flags_set;
+        let new_flags = (h.flags & !(FLAG_UPDATED | FLAG_LOCK_ONLY | FLAG_MOVED)) | flags;
+        self.write_xmax_locked(&mut p, &cp, heap, tid, xid, cid, new_flags, None)?;
+        Ok(Claim::Claimed)
+    }
+
+    /// Sets the xmax, cmax, flags and next-version pointer of a version `xid` already
+    /// claimed (an update's second step: pointing the old version at the new one).
+    pub(crate) fn link_version(
+        &self,
+        xid: u64,
+        cid: u32,
+        part: &Part,
+        tid: Tid,
+        flags: u16,
+        next: NextVersion,
+    ) -> Result<()> {
+        use crate::tuple::{FLAG_LOCK_ONLY, FLAG_MOVED, FLAG_UPDATED};
+        self.poison.check()?;
+        let heap = &part.heap;
+        let cp = heap.page(tid.block)?;
+        let mut p = cp.page.write();
+        let h = p.tuple(tid.slot).and_then(TupleHeader::decode);
+        let Some(h) = h.filter(|h| h.xmax == xid) else {
+            panic!("link_version: {tid:?} is not claimed by {xid}");
+        };
+        let new_flags = (h.flags & !(FLAG_UPDATED | FLAG_LOCK_ONLY | FLAG_MOVED)) | flags;
+        self.write_xmax_locked(&mut p, &cp, heap, tid, xid, cid, new_flags, Some(next))
+    }
+
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the page, its lock, and the new header fields"
+    )]
+    fn write_xmax_locked(
+        &self,
+        p: &mut Page,
+        cp: &crate::heap::CachedPage,
+        heap: &Heap,
+        tid: Tid,
+        xmax: u64,
+        cmax: u32,
+        flags: u16,
+        next: Option<NextVersion>,
+    ) -> Result<()> {
         let before = p.lsn();
-        if !set_xmax_in_place(&mut p, tid.slot, xid, cid, flags) {
+        if !set_xmax_in_place(p, tid.slot, xmax, cmax, flags, next) {
             return Err(Error::InvalidArgument(format!("no tuple at {tid:?}")));
         }
         let page = PageRef {
-            segment,
-            table,
+            segment: heap.segment(),
+            table: heap.table(),
             block: tid.block,
         };
-        let lsn = self.wal.append_page(xid, before, |full| {
+        let lsn = self.wal.append_page(xmax, before, |full| {
             if full {
-                image_body(page, &p)
+                image_body(page, p)
             } else {
                 Body::HeapSetXmax {
                     page,
                     slot: tid.slot,
-                    xmax: xid,
-                    cmax: cid,
+                    xmax,
+                    cmax,
                     flags,
+                    next,
                 }
             }
         })?;
@@ -797,10 +1159,15 @@ impl Node {
     }
 
     /// Commits `xid`. Under [`SyncPolicy::EveryCommit`] it returns once the commit
-    /// record is durable (sharing an fsync with concurrent commits).
-    pub fn commit(&self, xid: u64) -> Result<()> {
+    /// record is durable (sharing an fsync with concurrent commits). If the commit cannot
+    /// be made durable the transaction is not committed (and the node is poisoned).
+    pub fn commit_xid(&self, xid: u64) -> Result<()> {
         let r = self.commit_inner(xid);
-        self.end_txn();
+        if r.is_err() {
+            // Not durable, so not committed: waiters must see it end (as aborted).
+            self.clog.set(xid, XidStatus::Aborted);
+        }
+        self.txns.end(xid);
         r?;
         self.maybe_checkpoint()
     }
@@ -809,21 +1176,24 @@ impl Node {
         let _gate = self.commit_gate.read();
         let lsn = self.wal.append(xid, &Body::Commit)?;
         if self.opts.sync == SyncPolicy::EveryCommit {
-            let siblings = self.open_txns.load(Ordering::Acquire).saturating_sub(1);
+            let siblings = self.txns.running_count().saturating_sub(1) as u64;
             self.wal.flush_through_grouped(lsn, siblings)?;
         }
         self.clog.set(xid, XidStatus::Committed);
         Ok(())
     }
 
-    /// Aborts `xid`: its changes stay on the pages but are never visible.
-    pub fn abort(&self, xid: u64) -> Result<()> {
-        let _gate = self.commit_gate.read();
-        let r = self.wal.append(xid, &Body::Abort);
-        self.end_txn();
-        r?;
+    /// Aborts `xid`: its changes stay on the pages but are never visible. The abort is
+    /// recorded in memory even if its WAL record cannot be written (recovery aborts
+    /// every transaction without a commit record anyway).
+    pub fn abort_xid(&self, xid: u64) -> Result<()> {
+        let r = {
+            let _gate = self.commit_gate.read();
+            self.wal.append(xid, &Body::Abort)
+        };
         self.clog.set(xid, XidStatus::Aborted);
-        Ok(())
+        self.txns.end(xid);
+        r.map(|_| ())
     }
 
     fn maybe_checkpoint(&self) -> Result<()> {
@@ -888,14 +1258,21 @@ impl Node {
 
     /// Removes from `table` on `segment` every tuple version no transaction can see any
     /// more: inserted by an aborted transaction, or deleted by a committed one below
-    /// `horizon_xid`. Returns the bytes freed. Each pruned page is logged as a page image.
-    pub fn prune(&self, segment: u16, table: u32, horizon_xid: u64) -> Result<usize> {
+    /// `horizon_xid`. Each pruned page is logged as a page image; index entries of the
+    /// removed versions go too.
+    pub fn prune(&self, segment: u16, table: u32, horizon_xid: u64) -> Result<PruneStats> {
         self.poison.check()?;
-        let heap = self.heap(segment, table)?;
-        let mut freed = 0;
+        let rt = self.table_rt(table)?;
+        let def = rt.def.read().clone();
+        let types = def.types();
+        let part = self.part(segment, table)?;
+        let heap = &part.heap;
+        let mut stats = PruneStats::default();
+        let mut row = Vec::new();
         for block in 0..heap.nblocks() {
             let cp = heap.page(block)?;
             let mut p = cp.page.write();
+            stats.pages_scanned += 1;
             let dead: Vec<u16> = (0..p.slot_count())
                 .filter(|s| {
                     p.tuple(*s).and_then(TupleHeader::decode).is_some_and(|h| {
@@ -910,8 +1287,22 @@ impl Node {
             if dead.is_empty() {
                 continue;
             }
+            if !def.layout.is_random() {
+                let mut index = part.index.write();
+                for slot in &dead {
+                    let payload = p.tuple(*slot).map(crate::tuple::payload).unwrap_or(&[]);
+                    if crate::types::decode_row_into(&types, payload, &mut row).is_some() {
+                        index.remove(
+                            def.row_key_hash(&def.layout, &row),
+                            Tid { block, slot: *slot },
+                        );
+                    }
+                }
+            }
             let before = p.lsn();
-            freed += p.prune(&dead);
+            stats.bytes_freed += p.prune(&dead) as u64;
+            stats.versions_removed += dead.len() as u64;
+            stats.pages_pruned += 1;
             let page = PageRef {
                 segment,
                 table,
@@ -922,7 +1313,7 @@ impl Node {
             cp.mark_dirty();
             heap.set_free(block, p.free_space());
         }
-        Ok(freed)
+        Ok(stats)
     }
 
     // ----- checkpoint and close --------------------------------------------------------
@@ -953,18 +1344,18 @@ impl Node {
                 self.wal.begin_checkpoint(),
                 self.clog.to_bytes(),
                 self.catalog.read().clone(),
-                self.next_xid.load(Ordering::Acquire),
+                self.txns.next_xid(),
                 self.next_table.load(Ordering::Acquire),
             )
         };
         self.wal.flush_all()?;
-        let heaps: Vec<Arc<Heap>> = self.heaps.read().values().cloned().collect();
+        let parts = self.all_parts();
         let mut pages_written = 0;
-        for h in &heaps {
-            pages_written += h.write_dirty(&self.wal, &self.poison)?;
-            h.sync(&self.poison)?;
+        for (_, part) in &parts {
+            pages_written += part.heap.write_dirty(&self.wal, &self.poison)?;
+            part.heap.sync(&self.poison)?;
         }
-        self.write_vms()?;
+        self.write_vms(&parts)?;
         let ckpt_lsn = self.wal.append(
             0,
             &Body::Checkpoint {
@@ -1000,18 +1391,17 @@ impl Node {
         res
     }
 
-    fn write_vms(&self) -> Result<()> {
-        let dirty: Vec<(HeapKey, Vec<u8>)> = self
-            .vms
-            .lock()
-            .iter_mut()
-            .filter(|(_, v)| v.dirty)
-            .map(|(k, v)| {
+    fn write_vms(&self, parts: &[(Arc<TableRt>, Arc<Part>)]) -> Result<()> {
+        for (_, part) in parts {
+            let (seg, table) = (part.heap.segment(), part.heap.table());
+            let bytes = {
+                let mut v = part.vm.lock();
+                if !v.dirty {
+                    continue;
+                }
                 v.dirty = false;
-                (*k, v.vm.encode(k.0, k.1))
-            })
-            .collect();
-        for ((seg, table), bytes) in dirty {
+                v.vm.encode(seg, table)
+            };
             let path = self
                 .dir
                 .join(segment_dir_name(seg))
@@ -1083,8 +1473,16 @@ fn redo_location(rec: &Record, page: &PageRef) -> Location {
     }
 }
 
-/// Sets xmax, cmax and flags of the tuple in `slot`; false if there is none.
-fn set_xmax_in_place(p: &mut Page, slot: u16, xmax: u64, cmax: u32, flags: u16) -> bool {
+/// Sets xmax, cmax, flags and the next-version pointer of the tuple in `slot`; false if
+/// there is none.
+fn set_xmax_in_place(
+    p: &mut Page,
+    slot: u16,
+    xmax: u64,
+    cmax: u32,
+    flags: u16,
+    next: Option<NextVersion>,
+) -> bool {
     let Some(t) = p.tuple_mut(slot) else {
         return false;
     };
@@ -1094,5 +1492,42 @@ fn set_xmax_in_place(p: &mut Page, slot: u16, xmax: u64, cmax: u32, flags: u16) 
     crate::codec::put_u64(t, XMAX_OFF, xmax);
     crate::codec::put_u32(t, crate::tuple::CMAX_OFF, cmax);
     crate::codec::put_u16(t, FLAGS_OFF, flags);
+    let (seg, block, nslot) = match next {
+        Some(n) => (n.segment, n.tid.block, n.tid.slot),
+        None => (0, crate::tuple::NO_NEXT_BLOCK, 0),
+    };
+    crate::codec::put_u32(t, crate::tuple::NEXT_BLOCK_OFF, block);
+    crate::codec::put_u16(t, crate::tuple::NEXT_SLOT_OFF, nslot);
+    crate::codec::put_u16(t, crate::tuple::NEXT_SEGMENT_OFF, seg);
     true
+}
+
+/// What [`Node::claim_version`] found.
+#[derive(Debug)]
+pub(crate) enum Claim {
+    /// Claimed.
+    Claimed,
+    /// A running transaction holds it.
+    Busy(u64),
+    /// A committed transaction (or this one) deleted or replaced it; `next` is the
+    /// newer version, if any.
+    Ended {
+        /// Newer version.
+        next: Option<NextVersion>,
+        /// The transaction that ended it.
+        xmax: u64,
+    },
+}
+
+/// What pruning (vacuum) reclaimed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PruneStats {
+    /// Pages looked at.
+    pub pages_scanned: u64,
+    /// Pages that had dead versions.
+    pub pages_pruned: u64,
+    /// Dead versions removed.
+    pub versions_removed: u64,
+    /// Bytes of page space reclaimed (tuples and their slots' share).
+    pub bytes_freed: u64,
 }

@@ -170,7 +170,7 @@ fn check_wal(vfs: &dyn Vfs, dir: &Path, control: Option<&Control>, r: &mut Repor
 }
 
 fn check_segments(vfs: &dyn Vfs, dir: &Path, catalog: &Catalog, r: &mut Report) -> Result<()> {
-    for seg in &catalog.segments {
+    for seg in &catalog.contents() {
         let seg_name = segment_dir_name(*seg);
         let seg_dir = dir.join(&seg_name);
         if !vfs

@@ -22,10 +22,10 @@ fn concurrent_commits_are_all_durable_and_share_syncs() {
             s.spawn(move || {
                 for i in 0..PER_THREAD {
                     let id = th * PER_THREAD + i;
-                    let x = node.begin().unwrap();
+                    let x = node.begin_xid().unwrap();
                     node.insert(x, 0, segment_of(id), t, false, &payload(id))
                         .unwrap();
-                    node.commit(x).unwrap();
+                    node.commit_xid(x).unwrap();
                 }
             });
         }
@@ -55,13 +55,13 @@ fn batched_policy_makes_commits_durable_within_its_bound() {
         ..small_opts()
     };
     let node = Node::create(Arc::new(vfs.clone()), Path::new(DIR), 1, opts.clone()).unwrap();
-    let t = node.create_table("t").unwrap();
+    let t = node.create_raw_table("t").unwrap();
     drop(node);
     // The background flusher runs on an opened node.
     let node = Node::open(Arc::new(vfs.clone()), Path::new(DIR), opts.clone()).unwrap();
-    let x = node.begin().unwrap();
+    let x = node.begin_xid().unwrap();
     node.insert(x, 0, 0, t, false, &payload(1)).unwrap();
-    node.commit(x).unwrap();
+    node.commit_xid(x).unwrap();
     let lsn = node.wal().insert_lsn();
     // Wait (bounded) for the flusher; the commit must become durable without any
     // further call on the node.
@@ -86,11 +86,11 @@ fn checkpoints_run_automatically_and_bound_replay() {
         ..small_opts()
     };
     let node = Node::create(Arc::new(vfs.clone()), Path::new(DIR), 1, opts.clone()).unwrap();
-    let t = node.create_table("t").unwrap();
+    let t = node.create_raw_table("t").unwrap();
     for id in 0..2000 {
-        let x = node.begin().unwrap();
+        let x = node.begin_xid().unwrap();
         node.insert(x, 0, 0, t, false, &payload(id)).unwrap();
-        node.commit(x).unwrap();
+        node.commit_xid(x).unwrap();
         let behind = node.wal().insert_lsn() - node.wal().redo_lsn();
         assert!(
             behind < 64 * 1024 + 32 * 1024,

@@ -59,20 +59,20 @@ fn every_write_failing_with_enospc() {
 fn after_a_failed_fsync_the_node_refuses_writes() {
     let vfs = SimVfs::new();
     let node = Node::create(Arc::new(vfs.clone()), Path::new(DIR), 1, small_opts()).unwrap();
-    let t = node.create_table("t").unwrap();
-    let x = node.begin().unwrap();
+    let t = node.create_raw_table("t").unwrap();
+    let x = node.begin_xid().unwrap();
     node.insert(x, 0, 0, t, false, &payload(1)).unwrap();
     vfs.fail_nth(OpClass::Sync, vfs.count(OpClass::Sync), FailKind::Eio);
-    let e = node.commit(x).unwrap_err();
+    let e = node.commit_xid(x).unwrap_err();
     assert!(matches!(e, Error::Io { .. }), "{e}");
     assert!(node.is_poisoned());
     // The disk would now accept a sync again; the node must still refuse.
     for r in [
-        node.begin().map(|_| ()),
+        node.begin_xid().map(|_| ()),
         node.insert(x, 0, 0, t, false, &payload(2)).map(|_| ()),
-        node.commit(x),
+        node.commit_xid(x),
         node.checkpoint().map(|_| ()),
-        node.create_table("u").map(|_| ()),
+        node.create_raw_table("u").map(|_| ()),
     ] {
         let e = r.unwrap_err();
         assert!(

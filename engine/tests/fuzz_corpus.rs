@@ -78,8 +78,23 @@ fn write_seed_corpus() {
     let mut lsn = 24;
     for b in [
         Body::CreateTable {
-            table: 2,
-            name: "t".into(),
+            def: segexpand_engine::TableDef {
+                id: 2,
+                name: "t".into(),
+                columns: vec![segexpand_engine::Column {
+                    name: "k".into(),
+                    ty: segexpand_engine::Type::Int8,
+                    not_null: true,
+                }],
+                layout: segexpand_engine::Layout {
+                    key: vec![0],
+                    segments: 2,
+                    placement: segexpand_engine::Placement::Jump,
+                },
+                layout_version: 1,
+                migration_bit: false,
+                redistributing_to: None,
+            },
         },
         Body::HeapInsert {
             page,
@@ -92,6 +107,7 @@ fn write_seed_corpus() {
             xmax: 3,
             cmax: 0,
             flags: 0,
+            next: None,
         },
         Body::Commit,
         Body::Checkpoint {

@@ -3,7 +3,8 @@
 //! `docs/format.md` and bump the format version along with them.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
-use segexpand_engine::control::{Catalog, Control, NodeState, TableEntry};
+use segexpand_engine::catalog::{Column, Layout, SegmentConfig, TableDef};
+use segexpand_engine::control::{Catalog, Control, NodeState};
 use segexpand_engine::page::{Page, PageId};
 use segexpand_engine::tuple::{
     build_tuple, NextVersion, Tid, TupleHeader, FLAG_MIGRATION, FLAG_UPDATED,
@@ -11,6 +12,7 @@ use segexpand_engine::tuple::{
 use segexpand_engine::vm::VisibilityMap;
 use segexpand_engine::wal::file::encode_header;
 use segexpand_engine::wal::record::{encode, Body, PageRef};
+use segexpand_engine::{Placement, Type};
 
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
@@ -141,14 +143,18 @@ fn wal_record_and_file_header() {
             xmax: 0x77,
             cmax: 1,
             flags: 2,
+            next: Some(NextVersion {
+                segment: 5,
+                tid: Tid { block: 6, slot: 7 },
+            }),
         },
         &mut buf,
     );
     assert_eq!(
         hex(&buf),
         concat!(
-            "ac3ba1c5",         // checksum (CRC-32 of bytes 4..)
-            "36000000",         // total_len = 54
+            "0774422b",         // checksum (CRC-32 of bytes 4..)
+            "3e000000",         // total_len = 62
             "4000000000000000", // lsn
             "7700000000000000", // xid
             "07",               // kind HeapSetXmax
@@ -161,6 +167,9 @@ fn wal_record_and_file_header() {
             "7700000000000000", // xmax
             "01000000",         // cmax
             "0200",             // flags
+            "0500",             // next: segment
+            "06000000",         // next: block
+            "0700",             // next: slot
         )
     );
     assert_eq!(
@@ -185,10 +194,34 @@ fn control_file() {
         next_xid: 5,
         next_table: 2,
         catalog: Catalog {
-            segments: vec![0],
-            tables: vec![TableEntry {
+            segments: vec![SegmentConfig {
+                dbid: 2,
+                content: 0,
+                role: 'p',
+                preferred_role: 'p',
+                mode: 'n',
+                status: 'u',
+                port: 6000,
+                hostname: "h".into(),
+                address: "a".into(),
+                datadir: "d".into(),
+            }],
+            tables: vec![TableDef {
                 id: 1,
                 name: "t".into(),
+                columns: vec![Column {
+                    name: "c".into(),
+                    ty: Type::Int4,
+                    not_null: true,
+                }],
+                layout: Layout {
+                    key: vec![0],
+                    segments: 1,
+                    placement: Placement::Jump,
+                },
+                layout_version: 1,
+                migration_bit: false,
+                redistributing_to: None,
             }],
         },
         clog: vec![0b0101],
@@ -198,23 +231,40 @@ fn control_file() {
         hex(&b),
         concat!(
             "53474354",                         // magic "SGCT"
-            "0100",                             // version
+            "0200",                             // version
             "0200",                             // state: in production
             "0001000000000000",                 // checkpoint_lsn
             "8000000000000000",                 // redo_lsn
             "0500000000000000",                 // next_xid
             "02000000",                         // next_table
-            "0f000000",                         // catalog_len = 15
+            "38000000",                         // catalog_len = 56
             "01000000",                         // clog_len = 1
             "00000000000000000000000000000000", // reserved
-            "f459f229",                         // checksum
-            "0100",
-            "0000",     // 1 segment: content 0
-            "01000000", // 1 table
-            "01000000",
-            "0100",
-            "74", // id 1, name "t"
-            "05", // clog: xids 0 and 1 committed
+            "bf0aa663",                         // checksum (cross-checked with zlib)
+            "0100",                             // 1 segment:
+            "0200",                             //   dbid 2
+            "0000",                             //   content 0
+            "70706e75",                         //   role p, preferred p, mode n, status u
+            "7017",                             //   port 6000
+            "010068",                           //   hostname "h"
+            "010061",                           //   address "a"
+            "010064",                           //   datadir "d"
+            "01000000",                         // 1 table:
+            "01000000",                         //   id 1
+            "010074",                           //   name "t"
+            "0100",                             //   1 column:
+            "010063",                           //     name "c"
+            "03",                               //     type int4
+            "00000000",                         //     type length
+            "01",                               //     NOT NULL
+            "0100",                             //   layout: 1 segment
+            "01",                               //   placement jump
+            "0100",                             //   1 key column:
+            "0000",                             //     column 0
+            "01000000",                         //   layout version 1
+            "00",                               //   migration bit 0
+            "00",                               //   not redistributing
+            "05",                               // clog: xids 0 and 1 committed
         )
     );
     assert_eq!(Control::decode(&b).unwrap(), c);

@@ -20,11 +20,11 @@ fn heap_path(segment: u16, table: u32) -> PathBuf {
 }
 
 fn load(node: &Node, t: u32, ids: std::ops::Range<u64>) {
-    let x = node.begin().unwrap();
+    let x = node.begin_xid().unwrap();
     for id in ids {
         node.insert(x, 0, 0, t, false, &payload(id)).unwrap();
     }
-    node.commit(x).unwrap();
+    node.commit_xid(x).unwrap();
 }
 
 #[test]

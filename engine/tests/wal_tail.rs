@@ -20,15 +20,15 @@ use std::sync::Arc;
 fn setup() -> (SimVfs, PathBuf, u64, u64) {
     let (vfs, node, t) = node_with_table(SEGMENTS, small_opts());
     for id in 0..20 {
-        let x = node.begin().unwrap();
+        let x = node.begin_xid().unwrap();
         node.insert(x, 0, segment_of(id), t, false, &payload(id))
             .unwrap();
-        node.commit(x).unwrap();
+        node.commit_xid(x).unwrap();
     }
     let last_start = node.wal().insert_lsn();
-    let x = node.begin().unwrap();
+    let x = node.begin_xid().unwrap();
     node.insert(x, 0, 0, t, false, &payload(1000)).unwrap();
-    node.commit(x).unwrap();
+    node.commit_xid(x).unwrap();
     let end = node.wal().insert_lsn();
     let img = vfs.crash_image(CrashMode::DropUnsynced);
     let files = list_files(&img, &Path::new(DIR).join(WAL_DIR)).unwrap();
@@ -87,9 +87,9 @@ fn torn_last_record_is_cut_and_recovery_goes_on() {
     assert!(cut_lsn > start, "cut at {cut_lsn}");
     assert!(why.contains("cut short"), "{why}");
     // The log keeps working after the cut, and a second open sees no cut.
-    let x = node.begin().unwrap();
+    let x = node.begin_xid().unwrap();
     node.insert(x, 0, 1, 1, false, &payload(2001)).unwrap();
-    node.commit(x).unwrap();
+    node.commit_xid(x).unwrap();
     drop(node);
     let again = img.crash_image(CrashMode::DropUnsynced);
     let node = Node::open(Arc::new(again), Path::new(DIR), small_opts()).unwrap();

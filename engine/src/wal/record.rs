@@ -4,7 +4,9 @@
 //! CRC-32 over everything after the checksum field, so a torn, stale or garbage tail is
 //! recognised as such; the log ends at the first record that fails any check.
 
+use crate::catalog::{SegmentConfig, TableDef};
 use crate::codec::{get_u32, get_u64, put_u32, put_u64, Reader, Writer};
+use crate::tuple::{NextVersion, NO_NEXT_BLOCK};
 
 /// Offset of the checksum.
 pub const CRC_OFF: usize = 0;
@@ -47,6 +49,10 @@ pub mod kind {
     pub const HEAP_SET_XMAX: u8 = 7;
     /// Full-page image.
     pub const PAGE_IMAGE: u8 = 8;
+    /// Table dropped.
+    pub const DROP_TABLE: u8 = 9;
+    /// Table truncated.
+    pub const TRUNCATE_TABLE: u8 = 10;
 }
 
 /// Which heap page a page record changes.
@@ -86,17 +92,26 @@ pub enum Body {
         /// Next table id at checkpoint time.
         next_table: u32,
     },
-    /// A segment directory was created.
+    /// A segment was added: its configuration row, and its directory with a heap and VM
+    /// file for every table.
     CreateSegment {
-        /// Content id.
-        segment: u16,
+        /// The segment's configuration.
+        config: SegmentConfig,
     },
     /// A table was created (its files exist in every segment).
     CreateTable {
+        /// The definition.
+        def: TableDef,
+    },
+    /// A table was dropped: removed from the catalog, its files deleted.
+    DropTable {
         /// Table id.
         table: u32,
-        /// Table name.
-        name: String,
+    },
+    /// A table was truncated: every heap file emptied, every VM file reset.
+    TruncateTable {
+        /// Table id.
+        table: u32,
     },
     /// A tuple was inserted at `slot`.
     HeapInsert {
@@ -119,6 +134,8 @@ pub enum Body {
         cmax: u32,
         /// New flags.
         flags: u16,
+        /// New next-version pointer.
+        next: Option<NextVersion>,
     },
     /// A whole page, minus its unused hole.
     PageImage {
@@ -142,6 +159,8 @@ impl Body {
             Body::Checkpoint { .. } => kind::CHECKPOINT,
             Body::CreateSegment { .. } => kind::CREATE_SEGMENT,
             Body::CreateTable { .. } => kind::CREATE_TABLE,
+            Body::DropTable { .. } => kind::DROP_TABLE,
+            Body::TruncateTable { .. } => kind::TRUNCATE_TABLE,
             Body::HeapInsert { .. } => kind::HEAP_INSERT,
             Body::HeapSetXmax { .. } => kind::HEAP_SET_XMAX,
             Body::PageImage { .. } => kind::PAGE_IMAGE,
@@ -171,11 +190,10 @@ impl Body {
             } => {
                 w.u64(*redo_lsn).u64(*next_xid).u32(*next_table);
             }
-            Body::CreateSegment { segment } => {
-                w.u16(*segment);
-            }
-            Body::CreateTable { table, name } => {
-                w.u32(*table).u16(name.len() as u16).bytes(name.as_bytes());
+            Body::CreateSegment { config } => config.encode(w),
+            Body::CreateTable { def } => def.encode(w),
+            Body::DropTable { table } | Body::TruncateTable { table } => {
+                w.u32(*table);
             }
             Body::HeapInsert {
                 page: p,
@@ -191,9 +209,14 @@ impl Body {
                 xmax,
                 cmax,
                 flags,
+                next,
             } => {
                 page(w, p);
                 w.u16(*slot).u64(*xmax).u32(*cmax).u16(*flags);
+                match next {
+                    Some(n) => w.u16(n.segment).u32(n.tid.block).u16(n.tid.slot),
+                    None => w.u16(0).u32(NO_NEXT_BLOCK).u16(0),
+                };
             }
             Body::PageImage {
                 page: p,
@@ -224,13 +247,14 @@ impl Body {
                 next_xid: r.u64()?,
                 next_table: r.u32()?,
             },
-            kind::CREATE_SEGMENT => Body::CreateSegment { segment: r.u16()? },
-            kind::CREATE_TABLE => {
-                let table = r.u32()?;
-                let n = usize::from(r.u16()?);
-                let name = String::from_utf8(r.bytes(n)?.to_vec()).ok()?;
-                Body::CreateTable { table, name }
-            }
+            kind::CREATE_SEGMENT => Body::CreateSegment {
+                config: SegmentConfig::decode(&mut r)?,
+            },
+            kind::CREATE_TABLE => Body::CreateTable {
+                def: TableDef::decode(&mut r)?,
+            },
+            kind::DROP_TABLE => Body::DropTable { table: r.u32()? },
+            kind::TRUNCATE_TABLE => Body::TruncateTable { table: r.u32()? },
             kind::HEAP_INSERT => {
                 let p = page(&mut r)?;
                 let slot = r.u16()?;
@@ -250,6 +274,13 @@ impl Body {
                 xmax: r.u64()?,
                 cmax: r.u32()?,
                 flags: r.u16()?,
+                next: {
+                    let (segment, block, slot) = (r.u16()?, r.u32()?, r.u16()?);
+                    (block != NO_NEXT_BLOCK).then_some(NextVersion {
+                        segment,
+                        tid: crate::tuple::Tid { block, slot },
+                    })
+                },
             },
             kind::PAGE_IMAGE => Body::PageImage {
                 page: page(&mut r)?,
@@ -408,11 +439,14 @@ mod tests {
                 next_xid: 7,
                 next_table: 3,
             },
-            Body::CreateSegment { segment: 5 },
-            Body::CreateTable {
-                table: 4,
-                name: "orders".into(),
+            Body::CreateSegment {
+                config: crate::catalog::SegmentConfig::local(5, "/data/seg5".into()),
             },
+            Body::CreateTable {
+                def: crate::catalog::tests::sample().tables.remove(0),
+            },
+            Body::DropTable { table: 4 },
+            Body::TruncateTable { table: 5 },
             Body::HeapInsert {
                 page,
                 slot: 2,
@@ -424,6 +458,18 @@ mod tests {
                 xmax: 9,
                 cmax: 1,
                 flags: 2,
+                next: Some(NextVersion {
+                    segment: 1,
+                    tid: crate::tuple::Tid { block: 7, slot: 3 },
+                }),
+            },
+            Body::HeapSetXmax {
+                page,
+                slot: 2,
+                xmax: 9,
+                cmax: 1,
+                flags: 0,
+                next: None,
             },
             Body::PageImage {
                 page,
@@ -469,8 +515,7 @@ mod tests {
             64,
             1,
             &Body::CreateTable {
-                table: 1,
-                name: "t".into(),
+                def: crate::catalog::tests::sample().tables.remove(0),
             },
             &mut buf,
         );

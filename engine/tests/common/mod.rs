@@ -101,7 +101,7 @@ pub fn small_opts() -> NodeOptions {
 pub fn node_with_table(segments: u16, opts: NodeOptions) -> (SimVfs, Arc<Node>, u32) {
     let vfs = SimVfs::new();
     let node = Node::create(Arc::new(vfs.clone()), Path::new(DIR), segments, opts).unwrap();
-    let t = node.create_table("t").unwrap();
+    let t = node.create_raw_table("t").unwrap();
     (vfs, node, t)
 }
 
@@ -120,11 +120,11 @@ fn workload_inner(vfs: &SimVfs, seed: u64, txns: usize, out: &mut Outcome) -> Re
     let node = Node::create(vfs, Path::new(DIR), SEGMENTS, small_opts())?;
     out.created = true;
     for name in ["t1", "t2"] {
-        out.tables.push(node.create_table(name)?);
+        out.tables.push(node.create_raw_table(name)?);
     }
     let mut next_id = 0u64;
     for i in 0..txns {
-        let x = node.begin()?;
+        let x = node.begin_xid()?;
         let mut eff = Effect::default();
         for _ in 0..1 + rng.below(6) {
             let id = next_id;
@@ -154,9 +154,9 @@ fn workload_inner(vfs: &SimVfs, seed: u64, txns: usize, out: &mut Outcome) -> Re
             eff.deleted.push(id);
         }
         if rng.below(5) == 0 {
-            node.abort(x)?;
+            node.abort_xid(x)?;
         } else {
-            match node.commit(x) {
+            match node.commit_xid(x) {
                 Ok(()) => apply(&mut out.live, &eff),
                 Err(e) => {
                     out.ambiguous = Some(eff);

@@ -1,0 +1,400 @@
+//! The catalog: segment configuration and table definitions (columns, distribution
+//! policy, layout version, migration bit, redistribution state).
+//!
+//! It is persisted in the control file at every checkpoint and changed only through WAL
+//! records (`CreateSegment`, `CreateTable`, `PutTable`, `DropTable`) that are durable before the
+//! in-memory catalog changes, so a crash leaves either the old or the new definition.
+//! Encoding in `docs/format.md` ("Catalog").
+
+use crate::codec::{Reader, Writer};
+use crate::hash::{segment_for, KeyHasher, Placement};
+use crate::types::{Type, Value};
+
+/// Longest table or column name, in bytes.
+pub const NAME_BYTES_MAX: usize = 63;
+/// Most columns in a table.
+pub const COLUMNS_MAX: usize = 1600;
+/// Longest hostname, address or data directory in the segment configuration.
+pub const CONFIG_STRING_BYTES_MAX: usize = 1024;
+
+/// One row of `gp_segment_configuration`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentConfig {
+    /// Unique id of this segment instance.
+    pub dbid: u16,
+    /// Content id: the segment number rows are placed on (`0..N`).
+    pub content: u16,
+    /// Current role: `p` primary, `m` mirror.
+    pub role: char,
+    /// Role at initialization: `p` or `m`.
+    pub preferred_role: char,
+    /// Mirror synchronization: `s` synchronized, `n` not synchronized (no mirror).
+    pub mode: char,
+    /// `u` up, `d` down.
+    pub status: char,
+    /// Port the segment listens on.
+    pub port: u16,
+    /// Host name.
+    pub hostname: String,
+    /// Address (host name or IP).
+    pub address: String,
+    /// Data directory of the segment.
+    pub datadir: String,
+}
+
+impl SegmentConfig {
+    /// The configuration a node gives a local segment it creates: a primary without a
+    /// mirror, up, dbid `content + 2` and port `6000 + content` (as gpinitsystem numbers
+    /// them), its directory inside the node's data directory.
+    pub fn local(content: u16, datadir: String) -> Self {
+        Self {
+            dbid: content.saturating_add(2),
+            content,
+            role: 'p',
+            preferred_role: 'p',
+            mode: 'n',
+            status: 'u',
+            port: 6000u16.saturating_add(content),
+            hostname: "localhost".into(),
+            address: "localhost".into(),
+            datadir,
+        }
+    }
+
+    /// Encodes into `w`.
+    pub fn encode(&self, w: &mut Writer) {
+        w.u16(self.dbid).u16(self.content);
+        for c in [self.role, self.preferred_role, self.mode, self.status] {
+            w.u8(u8::try_from(c).unwrap_or(b'?'));
+        }
+        w.u16(self.port)
+            .str16(&self.hostname)
+            .str16(&self.address)
+            .str16(&self.datadir);
+    }
+
+    /// Decodes from `r`.
+    pub fn decode(r: &mut Reader<'_>) -> Option<Self> {
+        let dbid = r.u16()?;
+        let content = r.u16()?;
+        let mut flag = || -> Option<char> {
+            let b = r.u8()?;
+            b.is_ascii_lowercase().then_some(char::from(b))
+        };
+        let (role, preferred_role, mode, status) = (flag()?, flag()?, flag()?, flag()?);
+        Some(Self {
+            dbid,
+            content,
+            role,
+            preferred_role,
+            mode,
+            status,
+            port: r.u16()?,
+            hostname: r.str16()?,
+            address: r.str16()?,
+            datadir: r.str16()?,
+        })
+    }
+}
+
+/// A column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Column {
+    /// Name.
+    pub name: String,
+    /// Type.
+    pub ty: Type,
+    /// NOT NULL.
+    pub not_null: bool,
+}
+
+/// Where a table's rows live: the distribution key and the segments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    /// Distribution key column positions, in key order; empty = `DISTRIBUTED RANDOMLY`.
+    pub key: Vec<u16>,
+    /// Number of segments (content ids `0..segments`).
+    pub segments: u16,
+    /// How a key hash picks a segment.
+    pub placement: Placement,
+}
+
+impl Layout {
+    /// True for `DISTRIBUTED RANDOMLY`.
+    pub fn is_random(&self) -> bool {
+        self.key.is_empty()
+    }
+
+    /// The segment of a key hash under this layout.
+    pub fn segment_of(&self, hash: u64) -> u16 {
+        segment_for(hash, u32::from(self.segments.max(1)), self.placement) as u16
+    }
+
+    fn encode(&self, w: &mut Writer) {
+        w.u16(self.segments).u8(match self.placement {
+            Placement::Jump => 1,
+            Placement::Modulo => 2,
+        });
+        w.u16(self.key.len() as u16);
+        for k in &self.key {
+            w.u16(*k);
+        }
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Option<Self> {
+        let segments = r.u16()?;
+        let placement = match r.u8()? {
+            1 => Placement::Jump,
+            2 => Placement::Modulo,
+            _ => return None,
+        };
+        let n = r.u16()?;
+        let key = (0..n).map(|_| r.u16()).collect::<Option<Vec<_>>>()?;
+        (segments > 0).then_some(Self {
+            key,
+            segments,
+            placement,
+        })
+    }
+}
+
+/// A table definition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableDef {
+    /// Table id (names the files).
+    pub id: u32,
+    /// Name.
+    pub name: String,
+    /// Columns; empty for a raw table, whose payloads are opaque bytes (storage tests).
+    pub columns: Vec<Column>,
+    /// The layout rows are in (the old layout while redistributing).
+    pub layout: Layout,
+    /// Version of `layout`; a redistribution's target is version `layout_version + 1`.
+    pub layout_version: u32,
+    /// Migration bit carried by every live tuple in `layout`.
+    pub migration_bit: bool,
+    /// `Some(target)` while redistributing to `target` (whose tuples carry
+    /// `!migration_bit`); `None` when stable.
+    pub redistributing_to: Option<Layout>,
+}
+
+impl TableDef {
+    /// The column types, in order.
+    pub fn types(&self) -> Vec<Type> {
+        self.columns.iter().map(|c| c.ty).collect()
+    }
+
+    /// The position of the column called `name`.
+    pub fn column_index(&self, name: &str) -> Option<usize> {
+        self.columns.iter().position(|c| c.name == name)
+    }
+
+    /// The key hash of a full row under `layout`'s key (0 for a random layout).
+    pub fn row_key_hash(&self, layout: &Layout, row: &[Value]) -> u64 {
+        let mut h = KeyHasher::new();
+        for k in &layout.key {
+            let i = usize::from(*k);
+            if let (Some(v), Some(c)) = (row.get(i), self.columns.get(i)) {
+                v.hash_into(c.ty, &mut h);
+            }
+        }
+        h.finish()
+    }
+
+    /// Encodes into `w`.
+    pub fn encode(&self, w: &mut Writer) {
+        w.u32(self.id).str16(&self.name);
+        w.u16(self.columns.len() as u16);
+        for c in &self.columns {
+            let (code, n) = c.ty.code();
+            w.str16(&c.name).u8(code).u32(n).u8(u8::from(c.not_null));
+        }
+        self.layout.encode(w);
+        w.u32(self.layout_version).u8(u8::from(self.migration_bit));
+        match &self.redistributing_to {
+            None => {
+                w.u8(0);
+            }
+            Some(t) => {
+                w.u8(1);
+                t.encode(w);
+            }
+        }
+    }
+
+    /// Decodes from `r`; `None` if the bytes are not a valid definition.
+    pub fn decode(r: &mut Reader<'_>) -> Option<Self> {
+        let id = r.u32()?;
+        let name = r.str16()?;
+        let n = r.u16()?;
+        let mut columns = Vec::with_capacity(usize::from(n));
+        for _ in 0..n {
+            let name = r.str16()?;
+            let code = r.u8()?;
+            let len = r.u32()?;
+            let ty = Type::from_code(code, len)?;
+            let not_null = match r.u8()? {
+                0 => false,
+                1 => true,
+                _ => return None,
+            };
+            columns.push(Column { name, ty, not_null });
+        }
+        let layout = Layout::decode(r)?;
+        let layout_version = r.u32()?;
+        let migration_bit = match r.u8()? {
+            0 => false,
+            1 => true,
+            _ => return None,
+        };
+        let redistributing_to = match r.u8()? {
+            0 => None,
+            1 => Some(Layout::decode(r)?),
+            _ => return None,
+        };
+        let def = Self {
+            id,
+            name,
+            columns,
+            layout,
+            layout_version,
+            migration_bit,
+            redistributing_to,
+        };
+        let keys_ok = |l: &Layout| l.key.iter().all(|k| usize::from(*k) < def.columns.len());
+        (keys_ok(&def.layout) && def.redistributing_to.as_ref().is_none_or(keys_ok)).then_some(def)
+    }
+}
+
+/// The catalog.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Catalog {
+    /// Segment configuration, one entry per segment of this node.
+    pub segments: Vec<SegmentConfig>,
+    /// Tables.
+    pub tables: Vec<TableDef>,
+}
+
+impl Catalog {
+    /// The table with this id.
+    pub fn table(&self, id: u32) -> Option<&TableDef> {
+        self.tables.iter().find(|t| t.id == id)
+    }
+
+    /// The table called `name`.
+    pub fn table_by_name(&self, name: &str) -> Option<&TableDef> {
+        self.tables.iter().find(|t| t.name == name)
+    }
+
+    /// The content ids of the segments.
+    pub fn contents(&self) -> Vec<u16> {
+        self.segments.iter().map(|s| s.content).collect()
+    }
+
+    /// Adds or replaces (by id) a table definition.
+    pub fn put_table(&mut self, def: TableDef) {
+        match self.tables.iter_mut().find(|t| t.id == def.id) {
+            Some(t) => *t = def,
+            None => self.tables.push(def),
+        }
+    }
+
+    /// Adds or replaces (by content id) a segment.
+    pub fn put_segment(&mut self, cfg: SegmentConfig) {
+        match self.segments.iter_mut().find(|s| s.content == cfg.content) {
+            Some(s) => *s = cfg,
+            None => self.segments.push(cfg),
+        }
+    }
+
+    /// Encodes the catalog section of the control file.
+    pub fn encode(&self, w: &mut Writer) {
+        w.u16(self.segments.len() as u16);
+        for s in &self.segments {
+            s.encode(w);
+        }
+        w.u32(self.tables.len() as u32);
+        for t in &self.tables {
+            t.encode(w);
+        }
+    }
+
+    /// Decodes the catalog section; `None` if it does not decode exactly.
+    pub fn decode(buf: &[u8]) -> Option<Self> {
+        let mut r = Reader::new(buf);
+        let n = r.u16()?;
+        let segments = (0..n)
+            .map(|_| SegmentConfig::decode(&mut r))
+            .collect::<Option<Vec<_>>>()?;
+        let t = r.u32()?;
+        let mut tables = Vec::new();
+        for _ in 0..t {
+            tables.push(TableDef::decode(&mut r)?);
+        }
+        r.is_empty().then_some(Self { segments, tables })
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) fn sample() -> Catalog {
+        Catalog {
+            segments: vec![
+                SegmentConfig::local(0, "/d/seg0".into()),
+                SegmentConfig::local(1, "/d/seg1".into()),
+            ],
+            tables: vec![TableDef {
+                id: 3,
+                name: "orders".into(),
+                columns: vec![
+                    Column {
+                        name: "id".into(),
+                        ty: Type::Int8,
+                        not_null: true,
+                    },
+                    Column {
+                        name: "note".into(),
+                        ty: Type::Varchar(20),
+                        not_null: false,
+                    },
+                ],
+                layout: Layout {
+                    key: vec![0],
+                    segments: 2,
+                    placement: Placement::Jump,
+                },
+                layout_version: 4,
+                migration_bit: true,
+                redistributing_to: Some(Layout {
+                    key: vec![1, 0],
+                    segments: 3,
+                    placement: Placement::Modulo,
+                }),
+            }],
+        }
+    }
+
+    #[test]
+    fn catalog_round_trips_and_rejects_every_truncation() {
+        let cat = sample();
+        let mut w = Writer::default();
+        cat.encode(&mut w);
+        assert_eq!(Catalog::decode(&w.buf), Some(cat));
+        for cut in 0..w.buf.len() {
+            assert_eq!(Catalog::decode(&w.buf[..cut]), None, "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn a_key_column_out_of_range_does_not_decode() {
+        let mut cat = sample();
+        if let Some(t) = cat.tables.first_mut() {
+            t.layout.key = vec![7];
+        }
+        let mut w = Writer::default();
+        cat.encode(&mut w);
+        assert_eq!(Catalog::decode(&w.buf), None);
+    }
+}

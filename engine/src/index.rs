@@ -1,0 +1,144 @@
+//! The per-segment index on the distribution key: key hash → tuple ids.
+//!
+//! It holds every tuple version of the segment's heap (live, dead, uncommitted), so a
+//! lookup returns candidates that the caller filters by visibility and by comparing the
+//! key columns (hashes collide). Entries are added on insert and removed when vacuum
+//! prunes a version. It is not persisted: a node rebuilds it at open from the heap,
+//! which `docs/BENCHMARKS.md` measures ("Index rebuild at open").
+
+use crate::tuple::Tid;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// The key hashes are already well mixed (`hash::KeyHasher`): use them as they are.
+#[derive(Default)]
+pub struct IdentityHasher(u64);
+
+impl Hasher for IdentityHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8) | u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Tids {
+    One(Tid),
+    Many(Vec<Tid>),
+}
+
+/// Key hash → tuple ids, for one table on one segment.
+#[derive(Debug, Default)]
+pub struct KeyIndex {
+    map: HashMap<u64, Tids, BuildHasherDefault<IdentityHasher>>,
+    entries: usize,
+}
+
+impl KeyIndex {
+    /// Adds `tid` under `hash`.
+    pub fn insert(&mut self, hash: u64, tid: Tid) {
+        self.entries += 1;
+        match self.map.get_mut(&hash) {
+            None => {
+                self.map.insert(hash, Tids::One(tid));
+            }
+            Some(Tids::One(t)) => {
+                let first = *t;
+                self.map.insert(hash, Tids::Many(vec![first, tid]));
+            }
+            Some(Tids::Many(v)) => v.push(tid),
+        }
+    }
+
+    /// Removes `tid` from under `hash` (no-op if absent).
+    pub fn remove(&mut self, hash: u64, tid: Tid) {
+        let empty = match self.map.get_mut(&hash) {
+            Some(Tids::One(t)) if *t == tid => true,
+            Some(Tids::Many(v)) => {
+                if let Some(i) = v.iter().position(|t| *t == tid) {
+                    v.swap_remove(i);
+                    self.entries -= 1;
+                }
+                if let [only] = v.as_slice() {
+                    let only = *only;
+                    self.map.insert(hash, Tids::One(only));
+                }
+                false
+            }
+            _ => false,
+        };
+        if empty {
+            self.map.remove(&hash);
+            self.entries -= 1;
+        }
+    }
+
+    /// Calls `f` for every tuple id under `hash`.
+    pub fn for_each(&self, hash: u64, mut f: impl FnMut(Tid)) {
+        match self.map.get(&hash) {
+            None => {}
+            Some(Tids::One(t)) => f(*t),
+            Some(Tids::Many(v)) => v.iter().copied().for_each(f),
+        }
+    }
+
+    /// The tuple ids under `hash`.
+    pub fn get(&self, hash: u64) -> Vec<Tid> {
+        let mut out = Vec::new();
+        self.for_each(hash, |t| out.push(t));
+        out
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.entries
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.entries == 0
+    }
+
+    /// Removes every entry.
+    pub fn clear(&mut self) {
+        self.map.clear();
+        self.entries = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tid(block: u32, slot: u16) -> Tid {
+        Tid { block, slot }
+    }
+
+    #[test]
+    fn insert_get_remove() {
+        let mut ix = KeyIndex::default();
+        ix.insert(7, tid(0, 1));
+        ix.insert(7, tid(0, 2));
+        ix.insert(7, tid(3, 0));
+        ix.insert(9, tid(1, 1));
+        assert_eq!(ix.len(), 4);
+        assert_eq!(ix.get(7), vec![tid(0, 1), tid(0, 2), tid(3, 0)]);
+        ix.remove(7, tid(0, 2));
+        ix.remove(7, tid(5, 5));
+        ix.remove(8, tid(0, 1));
+        assert_eq!(ix.len(), 3);
+        ix.remove(7, tid(0, 1));
+        assert_eq!(ix.get(7), vec![tid(3, 0)]);
+        ix.remove(7, tid(3, 0));
+        assert!(ix.get(7).is_empty());
+        ix.remove(9, tid(1, 1));
+        assert!(ix.is_empty());
+    }
+}
