@@ -270,7 +270,10 @@ impl Heap {
             }
         }
         let mut fsm = self.fsm.lock();
-        let block = self.nblocks.fetch_add(1, Ordering::AcqRel);
+        // New blocks are made only under the FSM lock. The page enters the cache before
+        // `nblocks` counts it: a reader that sees the new count must find the page in the
+        // cache, not read past the end of the file.
+        let block = self.nblocks.load(Ordering::Acquire);
         let page = Page::new(self.page_id(block));
         let free = page.free_space();
         if fsm.len() <= block as usize {
@@ -284,6 +287,7 @@ impl Heap {
         self.pages
             .write()
             .insert(block, Arc::new(CachedPage::new(page, true)));
+        self.nblocks.store(block + 1, Ordering::Release);
         block
     }
 
@@ -363,14 +367,19 @@ impl Heap {
     /// concurrent inserts stay away until [`Heap::install`] fills it.
     pub fn reserve_block(&self) -> u32 {
         let mut fsm = self.fsm.lock();
-        let block = self.nblocks.fetch_add(1, Ordering::AcqRel);
+        let block = self.nblocks.load(Ordering::Acquire);
         if fsm.len() <= block as usize {
             fsm.resize(block as usize + 1, 0);
+        }
+        if let Some(f) = fsm.get_mut(block as usize) {
+            *f = 0;
         }
         self.pages.write().insert(
             block,
             Arc::new(CachedPage::new(Page::new(self.page_id(block)), true)),
         );
+        // Counted only once cached (see `block_for_insert`).
+        self.nblocks.store(block + 1, Ordering::Release);
         block
     }
 
