@@ -13,12 +13,12 @@
 //! writes the page.
 
 use crate::error::{CorruptionKind, Error, Location, Result};
+use crate::index::IntMap;
 use crate::page::{Page, PageId, PAGE_BYTES};
 use crate::poison::Poison;
 use crate::vfs::{read_exact_at, VFile, Vfs};
 use crate::wal::Wal;
 use parking_lot::{Mutex, RwLock};
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
@@ -66,7 +66,7 @@ pub struct Heap {
     table: u32,
     rel_path: PathBuf,
     file: Arc<dyn VFile>,
-    pages: RwLock<HashMap<u32, Arc<CachedPage>>>,
+    pages: RwLock<IntMap<u32, Arc<CachedPage>>>,
     nblocks: AtomicU32,
     /// Free bytes per block, as last seen; 0 for blocks that could not be read.
     fsm: Mutex<Vec<u16>>,
@@ -120,7 +120,7 @@ impl Heap {
             table,
             rel_path,
             file,
-            pages: RwLock::new(HashMap::new()),
+            pages: RwLock::new(IntMap::default()),
             nblocks: AtomicU32::new(nblocks),
             fsm: Mutex::new(vec![0; nblocks as usize]),
             needs_sync: AtomicBool::new(false),
@@ -212,7 +212,7 @@ impl Heap {
     }
 
     /// Drops clean pages nobody holds until at most `keep` remain (never `except`).
-    fn evict_clean(map: &mut HashMap<u32, Arc<CachedPage>>, keep: usize, except: u32) {
+    fn evict_clean(map: &mut IntMap<u32, Arc<CachedPage>>, keep: usize, except: u32) {
         let victims: Vec<u32> = map
             .iter()
             .filter(|(b, p)| **b != except && !p.is_dirty() && Arc::strong_count(p) == 1)

@@ -10,23 +10,32 @@ use crate::tuple::Tid;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
-/// The key hashes are already well mixed (`hash::KeyHasher`): use them as they are.
+/// A hasher for integer keys (block numbers, key hashes): one multiply, which spreads
+/// small integers over all 64 bits (hash tables index by the low bits and tag by the
+/// high ones). SipHash's protection against chosen keys is not needed for keys the
+/// engine makes itself.
 #[derive(Default)]
-pub struct IdentityHasher(u64);
+pub struct IntHasher(u64);
 
-impl Hasher for IdentityHasher {
+impl Hasher for IntHasher {
     fn finish(&self) -> u64 {
         self.0
     }
     fn write(&mut self, bytes: &[u8]) {
         for b in bytes {
-            self.0 = (self.0 << 8) | u64::from(*b);
+            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         }
     }
+    fn write_u32(&mut self, v: u32) {
+        self.write_u64(u64::from(v));
+    }
     fn write_u64(&mut self, v: u64) {
-        self.0 = v;
+        self.0 = (self.0 ^ v).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     }
 }
+
+/// A `HashMap` with [`IntHasher`].
+pub type IntMap<K, V> = HashMap<K, V, BuildHasherDefault<IntHasher>>;
 
 #[derive(Debug, Clone)]
 enum Tids {
@@ -37,7 +46,7 @@ enum Tids {
 /// Key hash → tuple ids, for one table on one segment.
 #[derive(Debug, Default)]
 pub struct KeyIndex {
-    map: HashMap<u64, Tids, BuildHasherDefault<IdentityHasher>>,
+    map: IntMap<u64, Tids>,
     entries: usize,
 }
 

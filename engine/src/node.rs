@@ -127,6 +127,8 @@ pub(crate) struct TableRt {
     pub(crate) id: u32,
     /// The definition (a copy of the catalog's, swapped whole on change).
     pub(crate) def: RwLock<Arc<TableDef>>,
+    /// The column types of `def` (kept beside it so statements need not rebuild them).
+    pub(crate) types: RwLock<Arc<[crate::types::Type]>>,
     /// Held shared by every statement on the table, exclusively by DROP and TRUNCATE.
     pub(crate) ddl: RwLock<()>,
     /// Set (under `ddl` held exclusively) when the table is dropped.
@@ -594,12 +596,16 @@ impl Node {
         let id = def.id;
         let mut map = self.tables_rt.write();
         match map.get(&id) {
-            Some(rt) => *rt.def.write() = Arc::new(def),
+            Some(rt) => {
+                *rt.types.write() = def.types().into();
+                *rt.def.write() = Arc::new(def);
+            }
             None => {
                 map.insert(
                     id,
                     Arc::new(TableRt {
                         id,
+                        types: RwLock::new(def.types().into()),
                         def: RwLock::new(Arc::new(def)),
                         ddl: RwLock::new(()),
                         dropped: AtomicBool::new(false),
@@ -1287,18 +1293,20 @@ impl Node {
             if dead.is_empty() {
                 continue;
             }
-            if !def.layout.is_random() {
-                let mut index = part.index.write();
-                for slot in &dead {
-                    let payload = p.tuple(*slot).map(crate::tuple::payload).unwrap_or(&[]);
-                    if crate::types::decode_row_into(&types, payload, &mut row).is_some() {
-                        index.remove(
+            let unindex: Vec<(u64, Tid)> = if def.layout.is_random() {
+                Vec::new()
+            } else {
+                dead.iter()
+                    .filter_map(|slot| {
+                        let payload = p.tuple(*slot).map(crate::tuple::payload)?;
+                        crate::types::decode_row_into(&types, payload, &mut row)?;
+                        Some((
                             def.row_key_hash(&def.layout, &row),
                             Tid { block, slot: *slot },
-                        );
-                    }
-                }
-            }
+                        ))
+                    })
+                    .collect()
+            };
             let before = p.lsn();
             stats.bytes_freed += p.prune(&dead) as u64;
             stats.versions_removed += dead.len() as u64;
@@ -1312,6 +1320,15 @@ impl Node {
             p.set_lsn(lsn);
             cp.mark_dirty();
             heap.set_free(block, p.free_space());
+            drop(p);
+            // The index is changed after the page lock is released: lookups hold the
+            // index lock while they read pages (lock order: index, then page).
+            if !unindex.is_empty() {
+                let mut index = part.index.write();
+                for (h, tid) in unindex {
+                    index.remove(h, tid);
+                }
+            }
         }
         Ok(stats)
     }

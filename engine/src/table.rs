@@ -160,6 +160,7 @@ impl std::fmt::Debug for Txn<'_> {
 struct Stmt<'r> {
     rt: &'r TableRt,
     def: Arc<TableDef>,
+    types: Arc<[Type]>,
     snap: Snapshot,
 }
 
@@ -597,6 +598,7 @@ impl<'a> Txn<'a> {
             let stmt = Stmt {
                 rt: &rt,
                 def: rt.def.read().clone(),
+                types: rt.types.read().clone(),
                 snap: self.node.txns.snapshot(self.xid, self.cid),
             };
             let r = f(self, &stmt);
@@ -627,7 +629,7 @@ impl<'a> Txn<'a> {
         let segment = self.node.place(layout, def, row);
         let part = st.part(segment)?;
         let mut payload = Vec::new();
-        encode_row(&def.types(), row, &mut payload);
+        encode_row(&st.types, row, &mut payload);
         let key_hash = (!def.layout.is_random()).then(|| def.row_key_hash(&def.layout, row));
         let tid = self.node.insert_tuple(
             self.xid,
@@ -681,10 +683,12 @@ impl<'a> Txn<'a> {
             want.push((usize::from(*k), v));
         }
         let hash = h.finish();
-        let mut segments = vec![def.layout.segment_of(hash)];
+        // While redistributing, the key's segment in the target layout too. With the same
+        // key that is one more segment; a new key cannot be computed from the old one, so
+        // then every segment of the target layout is a candidate.
+        let mut segments = vec![];
         if let Some(t) = &def.redistributing_to {
-            // Same key: one more segment. A new key cannot be computed from the old one,
-            // so every segment of the target layout is a candidate.
+            segments.push(def.layout.segment_of(hash));
             let extra: Vec<u16> = if t.key == def.layout.key {
                 vec![t.segment_of(hash)]
             } else {
@@ -696,33 +700,69 @@ impl<'a> Txn<'a> {
                 }
             }
         }
-        let types = def.types();
+        let types = &st.types;
+        let clog = self.node.clog();
         let mut out = Vec::new();
-        for segment in segments {
+        let mut visit = |segment: u16| -> Result<()> {
             let part = st.part(segment)?;
-            let tids = part.index.read().get(hash);
-            for tid in tids {
-                let cp = part.heap().page(tid.block)?;
-                let p = cp.page.read();
-                let Some(t) = p.tuple(tid.slot) else { continue };
-                let Some(h) = TupleHeader::decode(t) else {
-                    return Err(corrupt_tuple(&part, tid.block, tid.slot));
-                };
-                if !st.snap.sees(&h, self.node.clog()) {
-                    continue;
+            // Lock order: index, then page (writers never hold a page lock while they
+            // take the index lock), so the index is walked in place, without a copy.
+            let index = part.index.read();
+            let mut r = Ok(());
+            index.for_each(hash, |tid| {
+                if r.is_ok() {
+                    r = self.found_at(st, types, clog, &part, segment, tid, &want, &mut out);
                 }
-                let mut row = Vec::with_capacity(types.len());
-                decode_row_into(&types, payload(t), &mut row)
-                    .ok_or_else(|| corrupt_tuple(&part, tid.block, tid.slot))?;
-                if want
-                    .iter()
-                    .all(|(i, v)| row.get(*i).is_some_and(|r| r.key_eq(v)))
-                {
-                    out.push(Found { segment, tid, row });
-                }
-            }
+            });
+            r
+        };
+        if segments.is_empty() {
+            visit(def.layout.segment_of(hash))?;
+        }
+        for s in segments {
+            visit(s)?;
         }
         Ok(out)
+    }
+
+    /// Adds the version at `tid` to `out` if the statement sees it and its key columns
+    /// equal `want`.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the lookup's context, passed down"
+    )]
+    fn found_at(
+        &self,
+        st: &Stmt<'_>,
+        types: &[Type],
+        clog: &crate::clog::Clog,
+        part: &Part,
+        segment: u16,
+        tid: Tid,
+        want: &[(usize, Value)],
+        out: &mut Vec<Found>,
+    ) -> Result<()> {
+        let cp = part.heap().page(tid.block)?;
+        let p = cp.page.read();
+        let Some(t) = p.tuple(tid.slot) else {
+            return Ok(());
+        };
+        let Some(h) = TupleHeader::decode(t) else {
+            return Err(corrupt_tuple(part, tid.block, tid.slot));
+        };
+        if !st.snap.sees(&h, clog) {
+            return Ok(());
+        }
+        let mut row = Vec::with_capacity(types.len());
+        decode_row_into(types, payload(t), &mut row)
+            .ok_or_else(|| corrupt_tuple(part, tid.block, tid.slot))?;
+        if want
+            .iter()
+            .all(|(i, v)| row.get(*i).is_some_and(|r| r.key_eq(v)))
+        {
+            out.push(Found { segment, tid, row });
+        }
+        Ok(())
     }
 
     /// Calls `f` with every row this statement sees, segment by segment. `f` runs under a
@@ -742,7 +782,7 @@ impl<'a> Txn<'a> {
         st: &Stmt<'_>,
         mut f: impl FnMut(u16, Tid, &[Value]) -> bool,
     ) -> Result<u64> {
-        let types = st.def.types();
+        let types = &st.types;
         let mut row = Vec::with_capacity(types.len());
         let clog = self.node.clog();
         let mut n = 0;
@@ -760,7 +800,7 @@ impl<'a> Txn<'a> {
                     if !st.snap.sees(&h, clog) {
                         continue;
                     }
-                    decode_row_into(&types, payload(t), &mut row)
+                    decode_row_into(types, payload(t), &mut row)
                         .ok_or_else(|| corrupt_tuple(&part, block, slot))?;
                     n += 1;
                     if !f(segment, Tid { block, slot }, &row) {
@@ -860,7 +900,7 @@ impl<'a> Txn<'a> {
         recheck: &dyn Fn(&[Value]) -> bool,
         mut f: Option<F>,
     ) -> Result<u64> {
-        let types = st.def.types();
+        let types = &st.types;
         let mut n = 0;
         for mut cur in found {
             loop {
@@ -917,7 +957,7 @@ impl<'a> Txn<'a> {
                             break; // the newer version is gone (pruned): the row was deleted
                         }
                         let mut row = Vec::with_capacity(types.len());
-                        decode_row_into(&types, payload(t), &mut row)
+                        decode_row_into(types, payload(t), &mut row)
                             .ok_or_else(|| corrupt_tuple(&npart, next.tid.block, next.tid.slot))?;
                         if !recheck(&row) {
                             break;
