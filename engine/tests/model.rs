@@ -115,6 +115,30 @@ fn held_by_other(txns: &[Option<MTxn<'_>>], me: usize, k: i64) -> bool {
         .any(|(i, t)| i != me && t.as_ref().is_some_and(|t| t.writes.contains_key(&k)))
 }
 
+/// Checks the result of a one-row write: with a conflict predicted, a lock timeout (and
+/// the transaction is rolled back, as an application must); otherwise one row written.
+/// True when the write happened.
+fn written_one(
+    r: Result<u64, Error>,
+    conflict: bool,
+    txns: &mut [Option<MTxn<'_>>],
+    slot: usize,
+    log: &mut Vec<String>,
+) -> bool {
+    if conflict {
+        assert!(
+            matches!(r, Err(Error::LockTimeout { .. })),
+            "{r:?} after {log:#?}"
+        );
+        log.push(format!("[{slot}] lock_conflict_rollback"));
+        txns[slot].take().unwrap().tx.rollback().unwrap();
+        false
+    } else {
+        assert_eq!(r.unwrap(), 1, "after {log:#?}");
+        true
+    }
+}
+
 enum EpochEnd {
     Done,
     Crash,
@@ -215,15 +239,8 @@ fn epoch(
                     let (_, (v, _)) = val_of(row);
                     row_of(new_key.unwrap_or(k), &(v + 1, s.clone()))
                 });
-                if conflict {
-                    assert!(
-                        matches!(r, Err(Error::LockTimeout { .. })),
-                        "{r:?} after {log:#?}"
-                    );
-                    log.push(format!("[{slot}] lock_conflict_rollback"));
-                    txns[slot].take().unwrap().tx.rollback().unwrap();
-                } else {
-                    assert_eq!(r.unwrap(), 1, "after {log:#?}");
+                if written_one(r, conflict, &mut txns, slot, log) {
+                    let t = txns[slot].as_mut().unwrap();
                     let (v, _) = view[&k].clone();
                     match new_key {
                         Some(nk) => {
@@ -242,16 +259,8 @@ fn epoch(
                 let conflict = held_by_other(&txns, slot, k);
                 let t = txns[slot].as_mut().unwrap();
                 let r = t.tx.delete(TABLE, &[Value::Int8(k)]);
-                if conflict {
-                    assert!(
-                        matches!(r, Err(Error::LockTimeout { .. })),
-                        "{r:?} after {log:#?}"
-                    );
-                    log.push(format!("[{slot}] lock_conflict_rollback"));
-                    txns[slot].take().unwrap().tx.rollback().unwrap();
-                } else {
-                    assert_eq!(r.unwrap(), 1, "after {log:#?}");
-                    t.writes.insert(k, None);
+                if written_one(r, conflict, &mut txns, slot, log) {
+                    txns[slot].as_mut().unwrap().writes.insert(k, None);
                 }
             }
             50..=64 => {

@@ -505,14 +505,7 @@ fn drop_and_truncate_survive_a_crash_at_every_io() {
     for ddl in ["drop", "truncate"] {
         let mut n = 0;
         loop {
-            let vfs = SimVfs::new();
-            let node = Node::create(
-                Arc::new(vfs.clone()),
-                Path::new("/db"),
-                2,
-                NodeOptions::default(),
-            )
-            .unwrap();
+            let (vfs, node) = mem_node(2);
             accounts(&node, 300, 1);
             let start = vfs.ops();
             vfs.crash_after(start + n);
@@ -569,14 +562,7 @@ fn drop_and_truncate_survive_a_crash_at_every_io() {
 fn a_crashed_bulk_load_is_all_or_nothing() {
     let mut n = 0;
     loop {
-        let vfs = SimVfs::new();
-        let node = Node::create(
-            Arc::new(vfs.clone()),
-            Path::new("/db"),
-            2,
-            NodeOptions::default(),
-        )
-        .unwrap();
+        let (vfs, node) = mem_node(2);
         accounts(&node, 10, 1);
         vfs.crash_after(vfs.ops() + n);
         let r = node.bulk_load(
