@@ -490,6 +490,34 @@ impl Node {
 
     // ----- segments and tables -------------------------------------------------------
 
+    /// Adds an empty segment (content id one past the highest) with a heap and a VM file
+    /// for every table, registered in the segment configuration; returns its content id.
+    /// Tables keep their layouts: rows reach the new segment only by redistribution.
+    pub fn add_new_segment(&self) -> Result<u16> {
+        let content = {
+            let cat = self.catalog.read();
+            let next = cat
+                .segments
+                .iter()
+                .map(|s| s.content + 1)
+                .max()
+                .unwrap_or(0);
+            if next >= SEGMENTS_MAX {
+                return Err(Error::InvalidArgument(format!(
+                    "a node holds at most {SEGMENTS_MAX} segments"
+                )));
+            }
+            next
+        };
+        let datadir = self
+            .dir
+            .join(segment_dir_name(content))
+            .display()
+            .to_string();
+        self.add_segment(SegmentConfig::local(content, datadir))?;
+        Ok(content)
+    }
+
     fn add_segment(&self, config: SegmentConfig) -> Result<()> {
         let _gate = self.commit_gate.read();
         let lsn = self.wal.append(

@@ -614,3 +614,52 @@ fn bulk_load_rows_are_found_by_key_after_reopen_and_the_rebuild_is_reported() {
         );
     }
 }
+
+/// Adding a segment, crashed at every I/O: after recovery the node has the old segments
+/// or the new one too — and then every table has its (empty) files there — and the
+/// table's rows are untouched either way.
+#[test]
+fn adding_a_segment_survives_a_crash_at_every_io() {
+    let mut n = 0;
+    loop {
+        let (vfs, node) = mem_node(2);
+        accounts(&node, 50, 1);
+        vfs.crash_after(vfs.ops() + n);
+        let r = node.add_new_segment();
+        let finished = !vfs.has_crashed();
+        drop(node);
+        for mode in [
+            CrashMode::DropUnsynced,
+            CrashMode::KeepUnsyncedTearLast { sectors: 1 },
+        ] {
+            let image = vfs.crash_image(mode);
+            let node = Node::open(
+                Arc::new(image.clone()),
+                Path::new("/db"),
+                NodeOptions::default(),
+            )
+            .unwrap();
+            let segs = node.segments();
+            match segs.len() {
+                2 => assert!(!finished, "an acknowledged new segment was lost"),
+                3 => {
+                    assert_eq!(segs, vec![0, 1, 2]);
+                    let id = node.table_id("acct").unwrap();
+                    assert_eq!(node.heap(2, id).unwrap().nblocks(), 0);
+                    assert_eq!(node.segment_configuration()[2].dbid, 4);
+                }
+                other => panic!("{other} segments after a crash at op {n}"),
+            }
+            assert_eq!(node.begin().unwrap().scan("acct", None).unwrap().len(), 50);
+            node.close().unwrap();
+            let report = segexpand_engine::verify::verify_dir(&image, Path::new("/db")).unwrap();
+            assert!(report.problems.is_empty(), "{:?}", report.problems);
+        }
+        if finished {
+            assert_eq!(r.unwrap(), 2);
+            println!("add segment: {n} crash points");
+            break;
+        }
+        n += 1;
+    }
+}
