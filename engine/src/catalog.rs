@@ -180,8 +180,17 @@ pub struct TableDef {
 
 impl TableDef {
     /// The column types, in order.
-    pub fn types(&self) -> Vec<Type> {
-        self.columns.iter().map(|c| c.ty).collect()
+    pub fn column_types(&self) -> impl ExactSizeIterator<Item = Type> + '_ {
+        self.columns.iter().map(|c| c.ty)
+    }
+
+    /// Where new row versions go, and the migration bit they carry: the target layout
+    /// with the flipped bit while redistributing, else the layout.
+    pub fn write_layout(&self) -> (&Layout, bool) {
+        match &self.redistributing_to {
+            Some(t) => (t, !self.migration_bit),
+            None => (&self.layout, self.migration_bit),
+        }
     }
 
     /// The position of the column called `name`.

@@ -98,13 +98,6 @@ impl KeyIndex {
         }
     }
 
-    /// The tuple ids under `hash`.
-    pub fn get(&self, hash: u64) -> Vec<Tid> {
-        let mut out = Vec::new();
-        self.for_each(hash, |t| out.push(t));
-        out
-    }
-
     /// Number of entries.
     pub fn len(&self) -> usize {
         self.entries
@@ -128,6 +121,14 @@ mod tests {
 
     fn tid(block: u32, slot: u16) -> Tid {
         Tid { block, slot }
+    }
+
+    impl KeyIndex {
+        fn get(&self, hash: u64) -> Vec<Tid> {
+            let mut out = Vec::new();
+            self.for_each(hash, |t| out.push(t));
+            out
+        }
     }
 
     #[test]

@@ -115,11 +115,6 @@ impl Part {
     pub fn heap(&self) -> &Arc<Heap> {
         &self.heap
     }
-
-    /// Entries in the key index.
-    pub fn index_len(&self) -> usize {
-        self.index.read().len()
-    }
 }
 
 /// A table's run-time state.
@@ -127,8 +122,6 @@ pub(crate) struct TableRt {
     pub(crate) id: u32,
     /// The definition (a copy of the catalog's, swapped whole on change).
     pub(crate) def: RwLock<Arc<TableDef>>,
-    /// The column types of `def` (kept beside it so statements need not rebuild them).
-    pub(crate) types: RwLock<Arc<[crate::types::Type]>>,
     /// Held shared by every statement on the table, exclusively by DROP and TRUNCATE.
     pub(crate) ddl: RwLock<()>,
     /// Set (under `ddl` held exclusively) when the table is dropped.
@@ -483,9 +476,12 @@ impl Node {
         self.checkpoint_lock.lock()
     }
 
-    /// Holds off the start of a checkpoint (its commit-log and catalog copy).
-    pub(crate) fn commit_gate_shared(&self) -> parking_lot::RwLockReadGuard<'_, ()> {
-        self.commit_gate.read()
+    /// Logs a catalog record (xid 0) and waits until it is durable. The commit gate keeps
+    /// a checkpoint from copying the catalog between the record and its application.
+    pub(crate) fn log_ddl(&self, body: &Body) -> Result<()> {
+        let _gate = self.commit_gate.read();
+        let lsn = self.wal.append(0, body)?;
+        self.wal.flush_through(lsn)
     }
 
     // ----- segments and tables -------------------------------------------------------
@@ -519,14 +515,9 @@ impl Node {
     }
 
     fn add_segment(&self, config: SegmentConfig) -> Result<()> {
-        let _gate = self.commit_gate.read();
-        let lsn = self.wal.append(
-            0,
-            &Body::CreateSegment {
-                config: config.clone(),
-            },
-        )?;
-        self.wal.flush_through(lsn)?;
+        self.log_ddl(&Body::CreateSegment {
+            config: config.clone(),
+        })?;
         self.poison_on_io(self.apply_create_segment(config))
     }
 
@@ -624,16 +615,12 @@ impl Node {
         let id = def.id;
         let mut map = self.tables_rt.write();
         match map.get(&id) {
-            Some(rt) => {
-                *rt.types.write() = def.types().into();
-                *rt.def.write() = Arc::new(def);
-            }
+            Some(rt) => *rt.def.write() = Arc::new(def),
             None => {
                 map.insert(
                     id,
                     Arc::new(TableRt {
                         id,
-                        types: RwLock::new(def.types().into()),
                         def: RwLock::new(Arc::new(def)),
                         ddl: RwLock::new(()),
                         dropped: AtomicBool::new(false),
@@ -769,9 +756,8 @@ impl Node {
         if def.layout.is_random() {
             return Ok(0);
         }
-        let types = def.types();
         let mut index = KeyIndex::default();
-        let mut row = Vec::with_capacity(types.len());
+        let mut row = Vec::new();
         let heap = &part.heap;
         for block in 0..heap.nblocks() {
             let Ok(cp) = heap.page(block) else {
@@ -780,8 +766,12 @@ impl Node {
             let p = cp.page.read();
             for slot in 0..p.slot_count() {
                 let Some(t) = p.tuple(slot) else { continue };
-                if crate::types::decode_row_into(&types, crate::tuple::payload(t), &mut row)
-                    .is_some()
+                if crate::types::decode_row_into(
+                    def.column_types(),
+                    crate::tuple::payload(t),
+                    &mut row,
+                )
+                .is_some()
                 {
                     index.insert(def.row_key_hash(&def.layout, &row), Tid { block, slot });
                 }
@@ -974,7 +964,7 @@ impl Node {
         let key_hash = if def.layout.is_random() {
             None
         } else {
-            let row = crate::types::decode_row(&def.types(), payload).ok_or_else(|| {
+            let row = crate::types::decode_row(def.column_types(), payload).ok_or_else(|| {
                 Error::InvalidArgument(format!("payload is not a row of table {:?}", def.name))
             })?;
             Some(def.row_key_hash(&def.layout, &row))
@@ -1059,7 +1049,7 @@ impl Node {
         flags_set: u16,
     ) -> Result<()> {
         let part = self.part(segment, table)?;
-        match self.claim_version(xid, cid, &part, tid, flags_set)? {
+        match self.claim_version(xid, cid, &part, tid, flags_set, None)? {
             Claim::Claimed => Ok(()),
             Claim::Busy(holder) => Err(Error::InvalidArgument(format!(
                 "tuple {tid:?} is locked by running transaction {holder}"
@@ -1070,9 +1060,13 @@ impl Node {
         }
     }
 
-    /// Claims the tuple version at `tid` for `xid`: if no running transaction holds it
-    /// and no committed one ended it, sets its xmax to `xid` (cmax `cid`, `flags` among
-    /// UPDATED / LOCK_ONLY / MOVED) in one logged step under the page lock.
+    /// Sets xmax = `xid` (cmax `cid`; `flags` among UPDATED / LOCK_ONLY / MOVED replace
+    /// the old ones) on the tuple version at `tid`, in one logged step under the page lock.
+    ///
+    /// With `link: None` this *claims* the version: only if no running transaction holds
+    /// it and no committed one ended it; otherwise it reports who does. With
+    /// `link: Some(next)` it is an update's second step on a version `xid` already
+    /// claimed: pointing it at its new version.
     pub(crate) fn claim_version(
         &self,
         xid: u64,
@@ -1080,6 +1074,7 @@ impl Node {
         part: &Part,
         tid: Tid,
         flags: u16,
+        link: Option<NextVersion>,
     ) -> Result<Claim> {
         use crate::tuple::{FLAG_LOCK_ONLY, FLAG_MOVED, FLAG_UPDATED};
         self.poison.check()?;
@@ -1107,65 +1102,26 @@ impl Node {
                 )),
             )
         })?;
-        let lock_only = h.flags & FLAG_LOCK_ONLY != 0;
-        let free = h.xmax == 0
-            || self.clog.get(h.xmax) == XidStatus::Aborted
-            || (lock_only && (h.xmax == xid || !self.txns.is_running(h.xmax)));
-        if !free {
-            if h.xmax != xid && self.txns.is_running(h.xmax) {
-                return Ok(Claim::Busy(h.xmax));
+        if link.is_some() {
+            assert_eq!(h.xmax, xid, "linking {tid:?}, which {xid} has not claimed");
+        } else {
+            let lock_only = h.flags & FLAG_LOCK_ONLY != 0;
+            let free = h.xmax == 0
+                || self.clog.get(h.xmax) == XidStatus::Aborted
+                || (lock_only && (h.xmax == xid || !self.txns.is_running(h.xmax)));
+            if !free {
+                if h.xmax != xid && self.txns.is_running(h.xmax) {
+                    return Ok(Claim::Busy(h.xmax));
+                }
+                return Ok(Claim::Ended {
+                    next: h.next,
+                    xmax: h.xmax,
+                });
             }
-            return Ok(Claim::Ended {
-                next: h.next,
-                xmax: h.xmax,
-            });
         }
-        let new_flags = (h.flags & !(FLAG_UPDATED | FLAG_LOCK_ONLY | FLAG_MOVED)) | flags;
-        self.write_xmax_locked(&mut p, &cp, heap, tid, xid, cid, new_flags, None)?;
-        Ok(Claim::Claimed)
-    }
-
-    /// Sets the xmax, cmax, flags and next-version pointer of a version `xid` already
-    /// claimed (an update's second step: pointing the old version at the new one).
-    pub(crate) fn link_version(
-        &self,
-        xid: u64,
-        cid: u32,
-        part: &Part,
-        tid: Tid,
-        flags: u16,
-        next: NextVersion,
-    ) -> Result<()> {
-        use crate::tuple::{FLAG_LOCK_ONLY, FLAG_MOVED, FLAG_UPDATED};
-        self.poison.check()?;
-        let heap = &part.heap;
-        let cp = heap.page(tid.block)?;
-        let mut p = cp.page.write();
-        let h = p.tuple(tid.slot).and_then(TupleHeader::decode);
-        let Some(h) = h.filter(|h| h.xmax == xid) else {
-            panic!("link_version: {tid:?} is not claimed by {xid}");
-        };
-        let new_flags = (h.flags & !(FLAG_UPDATED | FLAG_LOCK_ONLY | FLAG_MOVED)) | flags;
-        self.write_xmax_locked(&mut p, &cp, heap, tid, xid, cid, new_flags, Some(next))
-    }
-
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "the page, its lock, and the new header fields"
-    )]
-    fn write_xmax_locked(
-        &self,
-        p: &mut Page,
-        cp: &crate::heap::CachedPage,
-        heap: &Heap,
-        tid: Tid,
-        xmax: u64,
-        cmax: u32,
-        flags: u16,
-        next: Option<NextVersion>,
-    ) -> Result<()> {
+        let flags = (h.flags & !(FLAG_UPDATED | FLAG_LOCK_ONLY | FLAG_MOVED)) | flags;
         let before = p.lsn();
-        if !set_xmax_in_place(p, tid.slot, xmax, cmax, flags, next) {
+        if !set_xmax_in_place(&mut p, tid.slot, xid, cid, flags, link) {
             return Err(Error::InvalidArgument(format!("no tuple at {tid:?}")));
         }
         let page = PageRef {
@@ -1173,23 +1129,23 @@ impl Node {
             table: heap.table(),
             block: tid.block,
         };
-        let lsn = self.wal.append_page(xmax, before, |full| {
+        let lsn = self.wal.append_page(xid, before, |full| {
             if full {
-                image_body(page, p)
+                image_body(page, &p)
             } else {
                 Body::HeapSetXmax {
                     page,
                     slot: tid.slot,
-                    xmax,
-                    cmax,
+                    xmax: xid,
+                    cmax: cid,
                     flags,
-                    next,
+                    next: link,
                 }
             }
         })?;
         p.set_lsn(lsn);
         cp.mark_dirty();
-        Ok(())
+        Ok(Claim::Claimed)
     }
 
     /// Commits `xid`. Under [`SyncPolicy::EveryCommit`] it returns once the commit
@@ -1298,7 +1254,6 @@ impl Node {
         self.poison.check()?;
         let rt = self.table_rt(table)?;
         let def = rt.def.read().clone();
-        let types = def.types();
         let part = self.part(segment, table)?;
         let heap = &part.heap;
         let mut stats = PruneStats::default();
@@ -1327,7 +1282,7 @@ impl Node {
                 dead.iter()
                     .filter_map(|slot| {
                         let payload = p.tuple(*slot).map(crate::tuple::payload)?;
-                        crate::types::decode_row_into(&types, payload, &mut row)?;
+                        crate::types::decode_row_into(def.column_types(), payload, &mut row)?;
                         Some((
                             def.row_key_hash(&def.layout, &row),
                             Tid { block, slot: *slot },
@@ -1498,7 +1453,8 @@ impl Drop for Node {
     }
 }
 
-fn image_body(page: PageRef, p: &Page) -> Body {
+/// A page-image record body for page `p`.
+pub(crate) fn image_body(page: PageRef, p: &Page) -> Body {
     let (hole_offset, hole_len, image) = p.image();
     Body::PageImage {
         page,

@@ -54,7 +54,7 @@
 use crate::catalog::{Column, Layout, TableDef};
 use crate::error::{CorruptionKind, Error, Location, Result};
 use crate::hash::{KeyHasher, Placement};
-use crate::node::{Claim, Node, Part, PruneStats, TableRt};
+use crate::node::{image_body, Claim, Node, Part, PruneStats, TableRt};
 use crate::page::Page;
 use crate::tuple::{payload, NextVersion, Tid, TupleHeader, FLAG_UPDATED};
 use crate::txn::Snapshot;
@@ -160,7 +160,6 @@ impl std::fmt::Debug for Txn<'_> {
 struct Stmt<'r> {
     rt: &'r TableRt,
     def: Arc<TableDef>,
-    types: Arc<[Type]>,
     snap: Snapshot,
 }
 
@@ -182,14 +181,6 @@ impl Stmt<'_> {
             .as_ref()
             .map_or(0, |t| t.segments);
         self.def.layout.segments.max(target)
-    }
-
-    /// Where new versions go: the target layout while redistributing, with its bit.
-    fn write_layout(&self) -> (&Layout, bool) {
-        match &self.def.redistributing_to {
-            Some(t) => (t, !self.def.migration_bit),
-            None => (&self.def.layout, self.def.migration_bit),
-        }
     }
 }
 
@@ -392,11 +383,7 @@ impl Node {
             page: Option<Page>,
             index: Vec<(u64, u16)>,
         }
-        let (layout, bit) = match &def.redistributing_to {
-            Some(t) => (t.clone(), !def.migration_bit),
-            None => (def.layout.clone(), def.migration_bit),
-        };
-        let types = def.types();
+        let (layout, bit) = def.write_layout();
         let natts = def.columns.len() as u16;
         let header = TupleHeader {
             natts,
@@ -412,20 +399,12 @@ impl Node {
             };
             let heap = b.part.heap();
             let id = page.id();
-            let body = {
-                let (hole_offset, hole_len, image) = page.image();
-                Body::PageImage {
-                    page: PageRef {
-                        segment: id.segment,
-                        table: id.table,
-                        block: id.block,
-                    },
-                    hole_offset,
-                    hole_len,
-                    image,
-                }
+            let page_ref = PageRef {
+                segment: id.segment,
+                table: id.table,
+                block: id.block,
             };
-            let lsn = self.wal().append(xid, &body)?;
+            let lsn = self.wal().append(xid, &image_body(page_ref, &page))?;
             page.set_lsn(lsn);
             heap.install(page);
             if !b.index.is_empty() {
@@ -445,12 +424,12 @@ impl Node {
         for row in rows {
             let row = coerce_row(def, row)?;
             payload_buf.clear();
-            encode_row(&types, &row, &mut payload_buf);
+            encode_row(&row, &mut payload_buf);
             tuple.clear();
             tuple.resize(crate::tuple::TUPLE_HEADER_BYTES, 0);
             header.encode(&mut tuple);
             tuple.extend_from_slice(&payload_buf);
-            let segment = self.place(&layout, def, &row);
+            let segment = self.place(layout, def, &row);
             let index_hash = (!def.layout.is_random()).then(|| def.row_key_hash(&def.layout, &row));
             let b = match builders.get_mut(&segment) {
                 Some(b) => b,
@@ -534,13 +513,6 @@ impl Node {
             layout.segment_of(def.row_key_hash(layout, row))
         }
     }
-
-    fn log_ddl(&self, body: &Body) -> Result<()> {
-        let _gate = self.commit_gate_shared();
-        let lsn = self.wal().append(0, body)?;
-        self.wal().flush_through(lsn)?;
-        Ok(())
-    }
 }
 
 /// Checks and converts a row for `def`: one value per column, each of the column's type
@@ -598,7 +570,6 @@ impl<'a> Txn<'a> {
             let stmt = Stmt {
                 rt: &rt,
                 def: rt.def.read().clone(),
-                types: rt.types.read().clone(),
                 snap: self.node.txns.snapshot(self.xid, self.cid),
             };
             let r = f(self, &stmt);
@@ -625,11 +596,11 @@ impl<'a> Txn<'a> {
     /// Writes a new version of a row to its segment in the write layout.
     fn write_version(&self, st: &Stmt<'_>, row: &[Value]) -> Result<NextVersion> {
         let def = &st.def;
-        let (layout, bit) = st.write_layout();
+        let (layout, bit) = def.write_layout();
         let segment = self.node.place(layout, def, row);
         let part = st.part(segment)?;
         let mut payload = Vec::new();
-        encode_row(&st.types, row, &mut payload);
+        encode_row(row, &mut payload);
         let key_hash = (!def.layout.is_random()).then(|| def.row_key_hash(&def.layout, row));
         let tid = self.node.insert_tuple(
             self.xid,
@@ -700,7 +671,6 @@ impl<'a> Txn<'a> {
                 }
             }
         }
-        let types = &st.types;
         let clog = self.node.clog();
         let mut out = Vec::new();
         let mut visit = |segment: u16| -> Result<()> {
@@ -711,7 +681,7 @@ impl<'a> Txn<'a> {
             let mut r = Ok(());
             index.for_each(hash, |tid| {
                 if r.is_ok() {
-                    r = self.found_at(st, types, clog, &part, segment, tid, &want, &mut out);
+                    r = self.found_at(st, clog, &part, segment, tid, &want, &mut out);
                 }
             });
             r
@@ -734,7 +704,6 @@ impl<'a> Txn<'a> {
     fn found_at(
         &self,
         st: &Stmt<'_>,
-        types: &[Type],
         clog: &crate::clog::Clog,
         part: &Part,
         segment: u16,
@@ -753,8 +722,8 @@ impl<'a> Txn<'a> {
         if !st.snap.sees(&h, clog) {
             return Ok(());
         }
-        let mut row = Vec::with_capacity(types.len());
-        decode_row_into(types, payload(t), &mut row)
+        let mut row = Vec::new();
+        decode_row_into(st.def.column_types(), payload(t), &mut row)
             .ok_or_else(|| corrupt_tuple(part, tid.block, tid.slot))?;
         if want
             .iter()
@@ -782,8 +751,7 @@ impl<'a> Txn<'a> {
         st: &Stmt<'_>,
         mut f: impl FnMut(u16, Tid, &[Value]) -> bool,
     ) -> Result<u64> {
-        let types = &st.types;
-        let mut row = Vec::with_capacity(types.len());
+        let mut row = Vec::new();
         let clog = self.node.clog();
         let mut n = 0;
         for segment in 0..st.scan_segments() {
@@ -800,7 +768,7 @@ impl<'a> Txn<'a> {
                     if !st.snap.sees(&h, clog) {
                         continue;
                     }
-                    decode_row_into(types, payload(t), &mut row)
+                    decode_row_into(st.def.column_types(), payload(t), &mut row)
                         .ok_or_else(|| corrupt_tuple(&part, block, slot))?;
                     n += 1;
                     if !f(segment, Tid { block, slot }, &row) {
@@ -900,7 +868,6 @@ impl<'a> Txn<'a> {
         recheck: &dyn Fn(&[Value]) -> bool,
         mut f: Option<F>,
     ) -> Result<u64> {
-        let types = &st.types;
         let mut n = 0;
         for mut cur in found {
             loop {
@@ -914,18 +881,18 @@ impl<'a> Txn<'a> {
                 let flags = if new_row.is_some() { FLAG_UPDATED } else { 0 };
                 match self
                     .node
-                    .claim_version(self.xid, self.cid, &part, cur.tid, flags)?
+                    .claim_version(self.xid, self.cid, &part, cur.tid, flags, None)?
                 {
                     Claim::Claimed => {
                         if let Some(row) = new_row {
                             let next = self.write_version(st, &row)?;
-                            self.node.link_version(
+                            self.node.claim_version(
                                 self.xid,
                                 self.cid,
                                 &part,
                                 cur.tid,
                                 FLAG_UPDATED,
-                                next,
+                                Some(next),
                             )?;
                         }
                         n += 1;
@@ -956,8 +923,8 @@ impl<'a> Txn<'a> {
                         if h.xmin != xmax {
                             break; // the newer version is gone (pruned): the row was deleted
                         }
-                        let mut row = Vec::with_capacity(types.len());
-                        decode_row_into(types, payload(t), &mut row)
+                        let mut row = Vec::new();
+                        decode_row_into(st.def.column_types(), payload(t), &mut row)
                             .ok_or_else(|| corrupt_tuple(&npart, next.tid.block, next.tid.slot))?;
                         if !recheck(&row) {
                             break;

@@ -210,14 +210,6 @@ impl Value {
         }
     }
 
-    /// The string inside a text-like or numeric value.
-    pub fn as_str(&self) -> Option<&str> {
-        match self {
-            Value::Text(s) | Value::Numeric(s) => Some(s),
-            _ => None,
-        }
-    }
-
     fn kind_name(&self) -> &'static str {
         match self {
             Value::Null => "NULL",
@@ -292,10 +284,10 @@ pub fn canonical_numeric(s: &str) -> Result<String> {
     Ok(out)
 }
 
-/// Encodes a row of already-coerced values (one per column) as a tuple payload.
-pub fn encode_row(types: &[Type], values: &[Value], out: &mut Vec<u8>) {
-    debug_assert_eq!(types.len(), values.len());
-    let bitmap = types.len().div_ceil(8);
+/// Encodes a row of values already coerced to their columns' types (one per column) as
+/// a tuple payload.
+pub fn encode_row(values: &[Value], out: &mut Vec<u8>) {
+    let bitmap = values.len().div_ceil(8);
     let start = out.len();
     out.resize(start + bitmap, 0);
     let mut w = Writer {
@@ -339,19 +331,29 @@ pub fn encode_row(types: &[Type], values: &[Value], out: &mut Vec<u8>) {
 
 /// Decodes a row payload written by [`encode_row`] for these column types; `None` if the
 /// bytes do not decode (corruption).
-pub fn decode_row(types: &[Type], payload: &[u8]) -> Option<Vec<Value>> {
-    let mut out = Vec::with_capacity(types.len());
+pub fn decode_row<I>(types: I, payload: &[u8]) -> Option<Vec<Value>>
+where
+    I: IntoIterator<Item = Type>,
+    I::IntoIter: ExactSizeIterator,
+{
+    let mut out = Vec::new();
     decode_row_into(types, payload, &mut out)?;
     Some(out)
 }
 
 /// Like [`decode_row`], into a reused vector.
-pub fn decode_row_into(types: &[Type], payload: &[u8], out: &mut Vec<Value>) -> Option<()> {
+pub fn decode_row_into<I>(types: I, payload: &[u8], out: &mut Vec<Value>) -> Option<()>
+where
+    I: IntoIterator<Item = Type>,
+    I::IntoIter: ExactSizeIterator,
+{
+    let types = types.into_iter();
     out.clear();
+    out.reserve(types.len());
     let bitmap = types.len().div_ceil(8);
     let nulls = payload.get(..bitmap)?;
     let mut r = Reader::new(payload.get(bitmap..)?);
-    for (i, ty) in types.iter().enumerate() {
+    for (i, ty) in types.enumerate() {
         if nulls.get(i / 8)? & (1 << (i % 8)) != 0 {
             out.push(Value::Null);
             continue;
@@ -421,21 +423,19 @@ mod tests {
                 })
                 .collect();
             let mut buf = Vec::new();
-            encode_row(&ALL, &row, &mut buf);
-            assert_eq!(decode_row(&ALL, &buf).unwrap(), row);
+            encode_row(&row, &mut buf);
+            assert_eq!(decode_row(ALL, &buf).unwrap(), row);
             // Every strict prefix fails to decode instead of panicking.
             for cut in 0..buf.len() {
-                assert!(decode_row(&ALL, &buf[..cut]).is_none(), "prefix {cut}");
+                assert!(decode_row(ALL, &buf[..cut]).is_none(), "prefix {cut}");
             }
         }
     }
 
     #[test]
     fn row_encoding_bytes_are_pinned() {
-        let types = [Type::Int4, Type::Text, Type::Bool];
         let mut buf = Vec::new();
         encode_row(
-            &types,
             &[Value::Int4(258), Value::Null, Value::Bool(true)],
             &mut buf,
         );
@@ -443,7 +443,6 @@ mod tests {
         assert_eq!(buf, [0b010, 2, 1, 0, 0, 1]);
         buf.clear();
         encode_row(
-            &types,
             &[Value::Null, Value::Text("hi".into()), Value::Null],
             &mut buf,
         );

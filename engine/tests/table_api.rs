@@ -498,102 +498,6 @@ fn segment_configuration_has_gp_segment_configuration_columns() {
     }
 }
 
-/// DROP and TRUNCATE crashed at every I/O operation: the table is wholly there (with
-/// its rows) or wholly gone (no files left), and truncated or not, never in between.
-#[test]
-fn drop_and_truncate_survive_a_crash_at_every_io() {
-    for ddl in ["drop", "truncate"] {
-        let mut n = 0;
-        loop {
-            let (vfs, node) = mem_node(2);
-            accounts(&node, 300, 1);
-            let start = vfs.ops();
-            vfs.crash_after(start + n);
-            let r = if ddl == "drop" {
-                node.drop_table("acct")
-            } else {
-                node.truncate_table("acct")
-            };
-            let finished = !vfs.has_crashed();
-            assert!(r.is_ok() || !finished, "{ddl}: {r:?}");
-            drop(node);
-            for mode in [
-                CrashMode::DropUnsynced,
-                CrashMode::KeepUnsyncedTearLast { sectors: 1 },
-            ] {
-                let image = vfs.crash_image(mode);
-                let node = Node::open(
-                    Arc::new(image.clone()),
-                    Path::new("/db"),
-                    NodeOptions::default(),
-                )
-                .unwrap();
-                let rows = node.begin().unwrap().scan("acct", None).map(|r| r.len());
-                match (ddl, rows) {
-                    ("drop", Err(Error::NoSuchTable(_))) => {
-                        for s in 0..2 {
-                            let files = image.list_dir(Path::new(&format!("/db/seg{s}"))).unwrap();
-                            assert!(
-                                files.iter().all(|f| !f.starts_with("t1.")),
-                                "files of the dropped table left: {files:?}"
-                            );
-                        }
-                    }
-                    (_, Ok(300)) => {
-                        assert!(!finished || r.is_err(), "{ddl} acknowledged but undone")
-                    }
-                    ("truncate", Ok(0)) => {}
-                    (_, other) => panic!("{ddl} crash at op {n}: {other:?}"),
-                }
-                node.close().unwrap();
-            }
-            if finished {
-                println!("{ddl}: {n} crash points");
-                break;
-            }
-            n += 1;
-        }
-    }
-}
-
-/// Bulk load is one transaction: crashed at any I/O, recovery shows all of it or none,
-/// and all of it once it returned Ok.
-#[test]
-fn a_crashed_bulk_load_is_all_or_nothing() {
-    let mut n = 0;
-    loop {
-        let (vfs, node) = mem_node(2);
-        accounts(&node, 10, 1);
-        vfs.crash_after(vfs.ops() + n);
-        let r = node.bulk_load(
-            "acct",
-            (100..5000).map(|i| vec![Value::Int8(i), Value::Int8(1)]),
-        );
-        let finished = !vfs.has_crashed();
-        drop(node);
-        for mode in [
-            CrashMode::DropUnsynced,
-            CrashMode::KeepUnsyncedTearLast { sectors: 3 },
-        ] {
-            let image = vfs.crash_image(mode);
-            let node =
-                Node::open(Arc::new(image), Path::new("/db"), NodeOptions::default()).unwrap();
-            let rows = node.begin().unwrap().scan("acct", None).unwrap().len();
-            match rows {
-                4910 => {}
-                10 => assert!(r.is_err(), "acknowledged bulk load lost (crash at op {n})"),
-                other => panic!("partial bulk load: {other} rows (crash at op {n})"),
-            }
-        }
-        if finished {
-            assert!(r.is_ok());
-            println!("bulk load: {n} crash points");
-            break;
-        }
-        n += 1;
-    }
-}
-
 #[test]
 fn bulk_load_rows_are_found_by_key_after_reopen_and_the_rebuild_is_reported() {
     let dir = tempfile::tempdir().unwrap();
@@ -615,18 +519,23 @@ fn bulk_load_rows_are_found_by_key_after_reopen_and_the_rebuild_is_reported() {
     }
 }
 
-/// Adding a segment, crashed at every I/O: after recovery the node has the old segments
-/// or the new one too — and then every table has its (empty) files there — and the
-/// table's rows are untouched either way.
-#[test]
-fn adding_a_segment_survives_a_crash_at_every_io() {
+/// Runs `op` on a fresh 2-segment node holding `rows` accounts, crashing after its first
+/// I/O operation, then its second, ... until it completes. After each crash, the node is
+/// reopened from both crash images and handed to `check` with whether `op` completed and
+/// what it returned; then closed and verified. Returns the number of crash points.
+fn at_every_crash_point<T: std::fmt::Debug>(
+    rows: i64,
+    op: impl Fn(&Node) -> Result<T, Error>,
+    check: impl Fn(&Node, &SimVfs, bool, &Result<T, Error>),
+) -> u64 {
     let mut n = 0;
     loop {
         let (vfs, node) = mem_node(2);
-        accounts(&node, 50, 1);
+        accounts(&node, rows, 1);
         vfs.crash_after(vfs.ops() + n);
-        let r = node.add_new_segment();
+        let r = op(&node);
         let finished = !vfs.has_crashed();
+        assert!(r.is_ok() || !finished, "{r:?} without a crash");
         drop(node);
         for mode in [
             CrashMode::DropUnsynced,
@@ -638,28 +547,103 @@ fn adding_a_segment_survives_a_crash_at_every_io() {
                 Path::new("/db"),
                 NodeOptions::default(),
             )
-            .unwrap();
+            .unwrap_or_else(|e| panic!("reopen after a crash at op {n}: {e}"));
+            check(&node, &image, finished, &r);
+            node.close().unwrap();
+            let report = segexpand_engine::verify::verify_dir(&image, Path::new("/db")).unwrap();
+            assert!(
+                report.problems.is_empty(),
+                "crash at op {n}: {:?}",
+                report.problems
+            );
+        }
+        if finished {
+            return n;
+        }
+        n += 1;
+    }
+}
+
+/// DROP and TRUNCATE crashed at every I/O operation: the table is wholly there (with
+/// its rows) or wholly gone (no files left), truncated or not, never in between; an
+/// acknowledged one is never undone.
+#[test]
+fn drop_and_truncate_survive_a_crash_at_every_io() {
+    let points = at_every_crash_point(
+        300,
+        |n| n.drop_table("acct"),
+        |node, image, done, _| match node.begin().unwrap().scan("acct", None).map(|r| r.len()) {
+            Err(Error::NoSuchTable(_)) => {
+                for s in 0..2 {
+                    let files = image.list_dir(Path::new(&format!("/db/seg{s}"))).unwrap();
+                    assert!(
+                        files.iter().all(|f| !f.starts_with("t1.")),
+                        "files of the dropped table left: {files:?}"
+                    );
+                }
+            }
+            Ok(300) => assert!(!done, "an acknowledged DROP was undone"),
+            other => panic!("after a crashed DROP: {other:?}"),
+        },
+    );
+    println!("drop: {points} crash points");
+    let points = at_every_crash_point(
+        300,
+        |n| n.truncate_table("acct"),
+        |node, _, done, _| match node.begin().unwrap().scan("acct", None).unwrap().len() {
+            0 => {}
+            300 => assert!(!done, "an acknowledged TRUNCATE was undone"),
+            other => panic!("{other} rows after a crashed TRUNCATE"),
+        },
+    );
+    println!("truncate: {points} crash points");
+}
+
+/// Bulk load is one transaction: crashed at any I/O, recovery shows all of it or none,
+/// and all of it once it returned Ok.
+#[test]
+fn a_crashed_bulk_load_is_all_or_nothing() {
+    let load = |n: &Node| {
+        n.bulk_load(
+            "acct",
+            (100..5000).map(|i| vec![Value::Int8(i), Value::Int8(1)]),
+        )
+    };
+    let points = at_every_crash_point(10, load, |node, _, _, r| {
+        match node.begin().unwrap().scan("acct", None).unwrap().len() {
+            4910 => {}
+            10 => assert!(r.is_err(), "an acknowledged bulk load was lost"),
+            other => panic!("partial bulk load: {other} rows"),
+        }
+    });
+    println!("bulk load: {points} crash points");
+}
+
+/// Adding a segment, crashed at every I/O: after recovery the node has the old segments
+/// or the new one too — and then every table has its (empty) files there — and the
+/// table's rows are untouched either way.
+#[test]
+fn adding_a_segment_survives_a_crash_at_every_io() {
+    let points = at_every_crash_point(
+        50,
+        |n| n.add_new_segment(),
+        |node, _, done, r| {
             let segs = node.segments();
             match segs.len() {
-                2 => assert!(!finished, "an acknowledged new segment was lost"),
+                2 => assert!(!done, "an acknowledged new segment was lost"),
                 3 => {
                     assert_eq!(segs, vec![0, 1, 2]);
                     let id = node.table_id("acct").unwrap();
                     assert_eq!(node.heap(2, id).unwrap().nblocks(), 0);
                     assert_eq!(node.segment_configuration()[2].dbid, 4);
+                    if done {
+                        assert_eq!(r.as_ref().ok(), Some(&2));
+                    }
                 }
-                other => panic!("{other} segments after a crash at op {n}"),
+                other => panic!("{other} segments after a crash"),
             }
             assert_eq!(node.begin().unwrap().scan("acct", None).unwrap().len(), 50);
-            node.close().unwrap();
-            let report = segexpand_engine::verify::verify_dir(&image, Path::new("/db")).unwrap();
-            assert!(report.problems.is_empty(), "{:?}", report.problems);
-        }
-        if finished {
-            assert_eq!(r.unwrap(), 2);
-            println!("add segment: {n} crash points");
-            break;
-        }
-        n += 1;
-    }
+        },
+    );
+    println!("add segment: {points} crash points");
 }
