@@ -158,6 +158,18 @@ impl Layout {
     }
 }
 
+/// A redistribution in progress (DESIGN.md, "Redistribution"; `docs/redistribution.md`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redistribution {
+    /// The layout rows are moving to (version `layout_version + 1`).
+    pub target: Layout,
+    /// True once cancelled: rows move back from `target` to the table's `layout`.
+    pub cancelling: bool,
+    /// Blocks each segment's heap had when this phase (the start, or the cancel) began,
+    /// indexed by content id: the mover visits only these.
+    pub start_blocks: Vec<u32>,
+}
+
 /// A table definition.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableDef {
@@ -173,9 +185,11 @@ pub struct TableDef {
     pub layout_version: u32,
     /// Migration bit carried by every live tuple in `layout`.
     pub migration_bit: bool,
-    /// `Some(target)` while redistributing to `target` (whose tuples carry
-    /// `!migration_bit`); `None` when stable.
-    pub redistributing_to: Option<Layout>,
+    /// `Some` while redistributing (tuples in the target carry `!migration_bit`).
+    pub redistribution: Option<Redistribution>,
+    /// Bumped whenever the meaning of "old bit" changes (a start or a cancel); the VM
+    /// files record it, and a VM of another epoch has no valid bits.
+    pub epoch: u32,
 }
 
 impl TableDef {
@@ -185,12 +199,42 @@ impl TableDef {
     }
 
     /// Where new row versions go, and the migration bit they carry: the target layout
-    /// with the flipped bit while redistributing, else the layout.
+    /// with the flipped bit while redistributing, the layout with its bit when stable or
+    /// cancelling. Every live tuple carrying the other bit is one the mover must visit.
     pub fn write_layout(&self) -> (&Layout, bool) {
-        match &self.redistributing_to {
-            Some(t) => (t, !self.migration_bit),
-            None => (&self.layout, self.migration_bit),
+        match &self.redistribution {
+            Some(r) if !r.cancelling => (&r.target, !self.migration_bit),
+            _ => (&self.layout, self.migration_bit),
         }
+    }
+
+    /// The redistribution target, if redistributing.
+    pub fn target(&self) -> Option<&Layout> {
+        self.redistribution.as_ref().map(|r| &r.target)
+    }
+
+    /// Every distribution key the table's rows are indexed by: the layout's, and a
+    /// redistribution target's when it differs (random layouts have none).
+    pub fn index_keys(&self) -> Vec<Vec<u16>> {
+        let mut keys = Vec::new();
+        for l in std::iter::once(&self.layout).chain(self.target()) {
+            if !l.is_random() && !keys.contains(&l.key) {
+                keys.push(l.key.clone());
+            }
+        }
+        keys
+    }
+
+    /// The key hash of a full row over the key columns `key`.
+    pub fn key_hash(&self, key: &[u16], row: &[Value]) -> u64 {
+        let mut h = KeyHasher::new();
+        for k in key {
+            let i = usize::from(*k);
+            if let (Some(v), Some(c)) = (row.get(i), self.columns.get(i)) {
+                v.hash_into(c.ty, &mut h);
+            }
+        }
+        h.finish()
     }
 
     /// The position of the column called `name`.
@@ -200,14 +244,7 @@ impl TableDef {
 
     /// The key hash of a full row under `layout`'s key (0 for a random layout).
     pub fn row_key_hash(&self, layout: &Layout, row: &[Value]) -> u64 {
-        let mut h = KeyHasher::new();
-        for k in &layout.key {
-            let i = usize::from(*k);
-            if let (Some(v), Some(c)) = (row.get(i), self.columns.get(i)) {
-                v.hash_into(c.ty, &mut h);
-            }
-        }
-        h.finish()
+        self.key_hash(&layout.key, row)
     }
 
     /// Encodes into `w`.
@@ -220,13 +257,18 @@ impl TableDef {
         }
         self.layout.encode(w);
         w.u32(self.layout_version).u8(u8::from(self.migration_bit));
-        match &self.redistributing_to {
+        w.u32(self.epoch);
+        match &self.redistribution {
             None => {
                 w.u8(0);
             }
-            Some(t) => {
-                w.u8(1);
-                t.encode(w);
+            Some(r) => {
+                w.u8(if r.cancelling { 2 } else { 1 });
+                r.target.encode(w);
+                w.u16(r.start_blocks.len() as u16);
+                for b in &r.start_blocks {
+                    w.u32(*b);
+                }
             }
         }
     }
@@ -256,9 +298,19 @@ impl TableDef {
             1 => true,
             _ => return None,
         };
-        let redistributing_to = match r.u8()? {
+        let epoch = r.u32()?;
+        let redistribution = match r.u8()? {
             0 => None,
-            1 => Some(Layout::decode(r)?),
+            phase @ (1 | 2) => {
+                let target = Layout::decode(r)?;
+                let n = r.u16()?;
+                let start_blocks = (0..n).map(|_| r.u32()).collect::<Option<Vec<_>>>()?;
+                Some(Redistribution {
+                    target,
+                    cancelling: phase == 2,
+                    start_blocks,
+                })
+            }
             _ => return None,
         };
         let def = Self {
@@ -268,10 +320,11 @@ impl TableDef {
             layout,
             layout_version,
             migration_bit,
-            redistributing_to,
+            redistribution,
+            epoch,
         };
         let keys_ok = |l: &Layout| l.key.iter().all(|k| usize::from(*k) < def.columns.len());
-        (keys_ok(&def.layout) && def.redistributing_to.as_ref().is_none_or(keys_ok)).then_some(def)
+        (keys_ok(&def.layout) && def.target().is_none_or(keys_ok)).then_some(def)
     }
 }
 
@@ -376,11 +429,16 @@ pub(crate) mod tests {
                 },
                 layout_version: 4,
                 migration_bit: true,
-                redistributing_to: Some(Layout {
-                    key: vec![1, 0],
-                    segments: 3,
-                    placement: Placement::Modulo,
+                redistribution: Some(Redistribution {
+                    target: Layout {
+                        key: vec![1, 0],
+                        segments: 3,
+                        placement: Placement::Modulo,
+                    },
+                    cancelling: true,
+                    start_blocks: vec![7, 0, 9],
                 }),
+                epoch: 5,
             }],
         }
     }

@@ -8,7 +8,7 @@ use crate::error::CorruptionKind;
 /// Control file magic.
 pub const CONTROL_MAGIC: [u8; 4] = *b"SGCT";
 /// Control file format version.
-pub const CONTROL_VERSION: u16 = 2;
+pub const CONTROL_VERSION: u16 = 3;
 /// Offset of the state field.
 pub const STATE_OFF: usize = 6;
 /// Offset of the checkpoint LSN.

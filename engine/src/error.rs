@@ -163,6 +163,26 @@ pub enum Error {
         /// How long it waited.
         waited_ms: u64,
     },
+    /// A named failpoint fired (tests and fault drills: `Node::arm_failpoint`).
+    #[error("failpoint {0} fired")]
+    Failpoint(String),
+    /// The table's redistribution state does not allow the operation.
+    #[error("{0}")]
+    Redistribution(String),
+    /// A redistribution step could not drain the running DML statements on the table
+    /// within its cap, in any of its attempts; nothing changed. Retry later.
+    #[error(
+        "could not hold DML on table {table:?}: running statements did not finish within \
+         {cap_us} us in {attempts} attempts; nothing changed, retry later"
+    )]
+    DmlDrainTimeout {
+        /// The table.
+        table: String,
+        /// The cap per attempt (µs).
+        cap_us: u64,
+        /// Attempts made.
+        attempts: u32,
+    },
     /// An earlier statement of this transaction failed; it can only roll back.
     #[error("transaction {xid} is aborted (an earlier statement failed: {cause}); roll back")]
     TxnAborted {

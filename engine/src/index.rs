@@ -115,6 +115,27 @@ impl KeyIndex {
     }
 }
 
+/// A [`KeyIndex`] over one distribution key (column positions). A table has one per key
+/// its rows are looked up by: the layout's, plus a redistribution target's when that
+/// changes the key.
+#[derive(Debug)]
+pub struct KeyedIndex {
+    /// The key columns the hashes are over.
+    pub key: Vec<u16>,
+    /// Key hash → tuple ids.
+    pub map: parking_lot::RwLock<KeyIndex>,
+}
+
+impl KeyedIndex {
+    /// An empty index over `key`.
+    pub fn new(key: Vec<u16>) -> Self {
+        Self {
+            key,
+            map: parking_lot::RwLock::new(KeyIndex::default()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

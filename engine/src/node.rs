@@ -12,7 +12,7 @@ use crate::clog::{Clog, XidStatus, FIRST_XID};
 use crate::control::{Control, NodeState};
 use crate::error::{CorruptionKind, Error, Location, Result};
 use crate::heap::{segment_dir_name, Heap};
-use crate::index::KeyIndex;
+use crate::index::{KeyIndex, KeyedIndex};
 use crate::page::{Page, PageId, TUPLE_BYTES_MAX};
 use crate::poison::Poison;
 use crate::tuple::{build_tuple, NextVersion, Tid, TupleHeader, FLAGS_OFF, XMAX_OFF};
@@ -98,15 +98,18 @@ pub struct CheckpointStats {
     pub wal_files_removed: usize,
 }
 
+/// A part's visibility map and whether it changed since it was last written.
 pub(crate) struct VmState {
     pub(crate) vm: VisibilityMap,
     pub(crate) dirty: bool,
 }
 
-/// One table on one segment: its heap, its key index and its visibility map.
+/// One table on one segment: its heap, its key indexes and its visibility map.
 pub struct Part {
     pub(crate) heap: Arc<Heap>,
-    pub(crate) index: RwLock<KeyIndex>,
+    /// One index per distribution key the rows are looked up by (`TableDef::index_keys`,
+    /// plus, until cleanup, the key a flip retired).
+    pub(crate) indexes: RwLock<Vec<Arc<KeyedIndex>>>,
     pub(crate) vm: Mutex<VmState>,
 }
 
@@ -114,6 +117,39 @@ impl Part {
     /// The heap.
     pub fn heap(&self) -> &Arc<Heap> {
         &self.heap
+    }
+
+    /// The index over `key`, if this part has one.
+    pub(crate) fn index_on(&self, key: &[u16]) -> Option<Arc<KeyedIndex>> {
+        self.indexes.read().iter().find(|ix| ix.key == key).cloned()
+    }
+
+    /// Adds a version of `row` at `tid` to every index.
+    pub(crate) fn index_row(&self, def: &TableDef, row: &[crate::types::Value], tid: Tid) {
+        for ix in self.indexes.read().iter() {
+            ix.map.write().insert(def.key_hash(&ix.key, row), tid);
+        }
+    }
+
+    /// Makes the index set exactly one index per key in `keys` (existing ones kept);
+    /// returns the indexes created, which are empty.
+    pub(crate) fn set_index_keys(&self, keys: &[Vec<u16>]) -> Vec<Arc<KeyedIndex>> {
+        let mut ixs = self.indexes.write();
+        ixs.retain(|ix| keys.contains(&ix.key));
+        let mut created = Vec::new();
+        for k in keys {
+            if !ixs.iter().any(|ix| &ix.key == k) {
+                let ix = Arc::new(KeyedIndex::new(k.clone()));
+                ixs.push(ix.clone());
+                created.push(ix);
+            }
+        }
+        created
+    }
+
+    /// Whether the VM bit of `block` is set.
+    pub(crate) fn vm_bit(&self, block: u32) -> bool {
+        self.vm.lock().vm.bits.contains(block)
     }
 }
 
@@ -124,6 +160,10 @@ pub(crate) struct TableRt {
     pub(crate) def: RwLock<Arc<TableDef>>,
     /// Held shared by every statement on the table, exclusively by DROP and TRUNCATE.
     pub(crate) ddl: RwLock<()>,
+    /// The layout pin: held shared by every DML statement (and bulk load) while it runs,
+    /// exclusively — for a bounded time — by a redistribution's start, cancel and flip.
+    /// SELECT never takes it.
+    pub(crate) pin: RwLock<()>,
     /// Set (under `ddl` held exclusively) when the table is dropped.
     pub(crate) dropped: AtomicBool,
     pub(crate) parts: RwLock<HashMap<u16, Arc<Part>>>,
@@ -134,16 +174,17 @@ pub struct Node {
     dir: PathBuf,
     vfs: Arc<dyn Vfs>,
     opts: NodeOptions,
-    wal: Wal,
+    pub(crate) wal: Wal,
     clog: Clog,
-    poison: Arc<Poison>,
+    pub(crate) poison: Arc<Poison>,
+    pub(crate) failpoints: crate::failpoint::Failpoints,
     pub(crate) catalog: RwLock<Catalog>,
     pub(crate) tables_rt: RwLock<HashMap<u32, Arc<TableRt>>>,
     pub(crate) txns: TxnManager,
     next_table: AtomicU32,
     /// Round-robin counter placing rows of randomly distributed tables.
     pub(crate) round_robin: AtomicU64,
-    commit_gate: RwLock<()>,
+    pub(crate) commit_gate: RwLock<()>,
     checkpoint_lock: Mutex<()>,
     recovery: RecoveryReport,
     stop_flusher: Arc<AtomicBool>,
@@ -254,6 +295,7 @@ impl Node {
             next_table: AtomicU32::new(next_table),
             round_robin: AtomicU64::new(0),
             commit_gate: RwLock::new(()),
+            failpoints: crate::failpoint::Failpoints::default(),
             checkpoint_lock: Mutex::new(()),
             recovery: RecoveryReport::default(),
             stop_flusher: Arc::new(AtomicBool::new(false)),
@@ -471,6 +513,37 @@ impl Node {
         &self.txns
     }
 
+    /// Arms the failpoint `name` (one of [`crate::failpoint::FAILPOINTS`]) to fire
+    /// `action` at its `skip + 1`-th hit.
+    pub fn arm_failpoint(
+        &self,
+        name: &str,
+        action: crate::failpoint::FailAction,
+        skip: u64,
+    ) -> Result<()> {
+        self.failpoints.arm(name, action, skip)
+    }
+
+    /// Disarms every failpoint.
+    pub fn clear_failpoints(&self) {
+        self.failpoints.clear();
+    }
+
+    /// Passes the failpoint `name`: fails if it is armed and due (poisoning the node for
+    /// a simulated crash).
+    pub(crate) fn failpoint(&self, name: &'static str) -> Result<()> {
+        match self.failpoints.hit(name) {
+            None => Ok(()),
+            Some(action) => {
+                let e = Error::Failpoint(name.to_string());
+                if action == crate::failpoint::FailAction::Crash {
+                    self.poison.set(&e);
+                }
+                Err(e)
+            }
+        }
+    }
+
     /// Holds off checkpoints (DDL that must not race one).
     pub(crate) fn checkpoint_guard(&self) -> parking_lot::MutexGuard<'_, ()> {
         self.checkpoint_lock.lock()
@@ -564,7 +637,8 @@ impl Node {
             },
             layout_version: 1,
             migration_bit: false,
-            redistributing_to: None,
+            redistribution: None,
+            epoch: 0,
         })
     }
 
@@ -623,6 +697,7 @@ impl Node {
                         id,
                         def: RwLock::new(Arc::new(def)),
                         ddl: RwLock::new(()),
+                        pin: RwLock::new(()),
                         dropped: AtomicBool::new(false),
                         parts: RwLock::new(HashMap::new()),
                     }),
@@ -636,13 +711,10 @@ impl Node {
             return Ok(());
         }
         let seg_dir = self.dir.join(segment_dir_name(segment));
-        self.open_part(segment, table, true)?;
+        let part = self.open_part(segment, table, true)?;
         let vm_path = seg_dir.join(crate::vm::vm_file_name(table));
-        replace_file(
-            &*self.vfs,
-            &vm_path,
-            &VisibilityMap::default().encode(segment, table),
-        )?;
+        let bytes = part.vm.lock().vm.encode(segment, table);
+        replace_file(&*self.vfs, &vm_path, &bytes)?;
         self.vfs
             .sync_dir(&seg_dir)
             .map_err(io("fsync dir", &seg_dir))
@@ -658,14 +730,19 @@ impl Node {
             create,
             self.opts.cache_pages_max,
         )?);
+        let def = rt.def.read().clone();
         let part = Arc::new(Part {
             heap,
-            index: RwLock::new(KeyIndex::default()),
+            indexes: RwLock::new(Vec::new()),
             vm: Mutex::new(VmState {
-                vm: VisibilityMap::default(),
+                vm: VisibilityMap {
+                    epoch: def.epoch,
+                    ..VisibilityMap::default()
+                },
                 dirty: false,
             }),
         });
+        part.set_index_keys(&def.index_keys());
         rt.parts.write().insert(segment, part.clone());
         Ok(part)
     }
@@ -725,19 +802,28 @@ impl Node {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err("file missing".to_string()),
             Err(e) => return Err(Error::io("open", &path, e)),
         };
+        let def = table.def.read().clone();
+        let loaded = loaded.and_then(|vm| {
+            if vm.epoch == def.epoch {
+                Ok(vm)
+            } else {
+                Err(format!(
+                    "epoch {} is not the table's {} (a redistribution started or was \
+                     cancelled after it was written)",
+                    vm.epoch, def.epoch
+                ))
+            }
+        });
         let (vm, rebuilt) = match loaded {
             Ok(vm) => (vm, false),
             Err(why) => {
-                // A bit means "no live tuple carries the old bit"; stable tables' old bit
-                // is the complement of their current one (format.md).
-                let def = table.def.read().clone();
+                // A bit means "no live tuple carries the old bit": the complement of the
+                // bit new versions get (format.md).
+                let old_bit = !def.write_layout().1;
                 let pages: Vec<Page> = (0..heap.nblocks())
                     .filter_map(|b| heap.page(b).ok().map(|p| p.page.read().clone()))
                     .collect();
-                let vm =
-                    VisibilityMap::rebuild(&pages, !def.migration_bit, def.layout_version, |h| {
-                        self.is_live(h)
-                    });
+                let vm = VisibilityMap::rebuild(&pages, old_bit, def.epoch, |h| self.is_live(h));
                 log::warn!(
                     "{}: {why}; rebuilt from the heap ({} blocks)",
                     rel.display(),
@@ -750,13 +836,22 @@ impl Node {
         Ok(rebuilt)
     }
 
-    /// Rebuilds a part's key index from its heap; returns the entries added.
+    /// Rebuilds a part's key indexes (one per key of `TableDef::index_keys`) from its
+    /// heap; returns the entries added.
     fn rebuild_index(&self, table: &TableRt, part: &Part) -> Result<usize> {
         let def = table.def.read().clone();
-        if def.layout.is_random() {
-            return Ok(0);
+        part.indexes.write().clear();
+        let ixs = part.set_index_keys(&def.index_keys());
+        Ok(self.build_indexes(&def, part, &ixs))
+    }
+
+    /// Fills the (new, empty) indexes `ixs` from every tuple of `part`'s heap; returns
+    /// the entries added. Unreadable blocks are skipped (reading them fails later).
+    pub(crate) fn build_indexes(&self, def: &TableDef, part: &Part, ixs: &[Arc<KeyedIndex>]) -> usize {
+        if ixs.is_empty() {
+            return 0;
         }
-        let mut index = KeyIndex::default();
+        let mut maps: Vec<KeyIndex> = ixs.iter().map(|_| KeyIndex::default()).collect();
         let mut row = Vec::new();
         let heap = &part.heap;
         for block in 0..heap.nblocks() {
@@ -773,18 +868,46 @@ impl Node {
                 )
                 .is_some()
                 {
-                    index.insert(def.row_key_hash(&def.layout, &row), Tid { block, slot });
+                    for (ix, m) in ixs.iter().zip(maps.iter_mut()) {
+                        m.insert(def.key_hash(&ix.key, &row), Tid { block, slot });
+                    }
                 }
             }
         }
-        let n = index.len();
-        *part.index.write() = index;
-        Ok(n)
+        let mut n = 0;
+        for (ix, m) in ixs.iter().zip(maps) {
+            n += m.len();
+            *ix.map.write() = m;
+        }
+        n
     }
 
-    /// Removes heap and VM files of tables that are not in the catalog: left by a crash
-    /// between a DROP's checkpoint and its file removal.
+    /// Deletes a retired segment's directory and every file in it.
+    pub(crate) fn remove_segment_dir(&self, content: u16) -> Result<()> {
+        let seg_dir = self.dir.join(segment_dir_name(content));
+        for name in self.vfs.list_dir(&seg_dir).map_err(io("list", &seg_dir))? {
+            let path = seg_dir.join(&name);
+            self.vfs.remove_file(&path).map_err(io("remove", &path))?;
+        }
+        self.vfs.remove_dir(&seg_dir).map_err(io("rmdir", &seg_dir))?;
+        self.vfs.sync_dir(&self.dir).map_err(io("fsync dir", &self.dir))
+    }
+
+    /// Removes heap and VM files of tables that are not in the catalog (left by a crash
+    /// between a DROP's checkpoint and its file removal), and directories of segments
+    /// that are not (a crash while retiring one).
     fn remove_orphan_files(&self) -> Result<()> {
+        let contents = self.segments();
+        for name in self.vfs.list_dir(&self.dir).map_err(io("list", &self.dir))? {
+            let retired = name
+                .strip_prefix("seg")
+                .and_then(|d| d.parse::<u16>().ok())
+                .filter(|c| !contents.contains(c));
+            if let Some(c) = retired {
+                log::info!("removing the directory of retired segment {c}");
+                self.remove_segment_dir(c)?;
+            }
+        }
         let live: std::collections::HashSet<u32> =
             self.catalog.read().tables.iter().map(|t| t.id).collect();
         for seg in self.segments() {
@@ -811,6 +934,22 @@ impl Node {
         Ok(())
     }
 
+    /// Installs a new definition of an existing table (a redistribution transition) in
+    /// the catalog and the run-time map.
+    pub(crate) fn apply_put_table(&self, def: TableDef) {
+        self.catalog.write().put_table(def.clone());
+        self.register_table(def);
+    }
+
+    /// Removes a segment from the segment configuration and every table's parts (its
+    /// files stay until the next checkpoint has recorded the catalog without it).
+    pub(crate) fn apply_retire_segment(&self, content: u16) {
+        self.catalog.write().segments.retain(|s| s.content != content);
+        for rt in self.tables_rt.read().values() {
+            rt.parts.write().remove(&content);
+        }
+    }
+
     /// Removes a table from the catalog and the run-time maps (files stay until the
     /// next checkpoint has recorded the catalog without it).
     pub(crate) fn apply_drop_table(&self, table: u32) {
@@ -823,12 +962,18 @@ impl Node {
     /// after the truncation.
     pub(crate) fn apply_truncate_table(&self, table: u32) -> Result<()> {
         let rt = self.table_rt(table)?;
+        let epoch = rt.def.read().epoch;
         let parts: Vec<Arc<Part>> = rt.parts.read().values().cloned().collect();
         for part in parts {
             part.heap.truncate()?;
-            part.index.write().clear();
+            for ix in part.indexes.read().iter() {
+                ix.map.write().clear();
+            }
             *part.vm.lock() = VmState {
-                vm: VisibilityMap::default(),
+                vm: VisibilityMap {
+                    epoch,
+                    ..VisibilityMap::default()
+                },
                 dirty: true,
             };
         }
@@ -860,6 +1005,11 @@ impl Node {
             }
             Body::DropTable { table } => self.apply_drop_table(*table),
             Body::TruncateTable { table } => self.apply_truncate_table(*table)?,
+            Body::PutTable { def } => self.apply_put_table(def.clone()),
+            Body::RetireSegment { content } => self.apply_retire_segment(*content),
+            Body::HeapSetBit { page, bit, slots } => {
+                self.redo_on_page(rec, page, |p| set_bits_in_place(p, *bit, slots))?;
+            }
             Body::PageImage {
                 page,
                 hole_offset,
@@ -961,19 +1111,22 @@ impl Node {
     ) -> Result<Tid> {
         let part = self.part(segment, table)?;
         let def = self.table_rt(table)?.def.read().clone();
-        let key_hash = if def.layout.is_random() {
+        let row = if def.columns.is_empty() {
             None
         } else {
-            let row = crate::types::decode_row(def.column_types(), payload).ok_or_else(|| {
-                Error::InvalidArgument(format!("payload is not a row of table {:?}", def.name))
-            })?;
-            Some(def.row_key_hash(&def.layout, &row))
+            Some(
+                crate::types::decode_row(def.column_types(), payload).ok_or_else(|| {
+                    Error::InvalidArgument(format!("payload is not a row of table {:?}", def.name))
+                })?,
+            )
         };
         let natts = def.columns.len() as u16;
-        self.insert_tuple(xid, cid, &part, migration_bit, natts, payload, key_hash)
+        let index = row.as_deref().map(|r| (&*def, r));
+        self.insert_tuple(xid, cid, &part, migration_bit, natts, payload, index)
     }
 
-    /// Inserts a tuple into `part` and, for a keyed table, indexes it under `key_hash`.
+    /// Inserts a tuple into `part` and, given the row it encodes, adds it to the part's
+    /// key indexes.
     #[expect(clippy::too_many_arguments, reason = "one tuple's every header field")]
     pub(crate) fn insert_tuple(
         &self,
@@ -983,7 +1136,7 @@ impl Node {
         migration_bit: bool,
         natts: u16,
         payload: &[u8],
-        key_hash: Option<u64>,
+        index: Option<(&TableDef, &[crate::types::Value])>,
     ) -> Result<Tid> {
         let header = TupleHeader {
             natts,
@@ -1029,8 +1182,8 @@ impl Node {
             heap.set_free(block, p.free_space());
             drop(p);
             let tid = Tid { block, slot };
-            if let Some(h) = key_hash {
-                part.index.write().insert(h, tid);
+            if let Some((def, row)) = index {
+                part.index_row(def, row, tid);
             }
             return Ok(tid);
         }
@@ -1276,19 +1429,25 @@ impl Node {
             if dead.is_empty() {
                 continue;
             }
-            let unindex: Vec<(u64, Tid)> = if def.layout.is_random() {
+            let indexes: Vec<Arc<KeyedIndex>> = part.indexes.read().clone();
+            let unindex: Vec<(usize, u64, Tid)> = if indexes.is_empty() {
                 Vec::new()
             } else {
-                dead.iter()
-                    .filter_map(|slot| {
-                        let payload = p.tuple(*slot).map(crate::tuple::payload)?;
-                        crate::types::decode_row_into(def.column_types(), payload, &mut row)?;
-                        Some((
-                            def.row_key_hash(&def.layout, &row),
-                            Tid { block, slot: *slot },
-                        ))
-                    })
-                    .collect()
+                let mut out = Vec::new();
+                for slot in &dead {
+                    let Some(payload) = p.tuple(*slot).map(crate::tuple::payload) else {
+                        continue;
+                    };
+                    if crate::types::decode_row_into(def.column_types(), payload, &mut row)
+                        .is_none()
+                    {
+                        continue;
+                    }
+                    for (i, ix) in indexes.iter().enumerate() {
+                        out.push((i, def.key_hash(&ix.key, &row), Tid { block, slot: *slot }));
+                    }
+                }
+                out
             };
             let before = p.lsn();
             stats.bytes_freed += p.prune(&dead) as u64;
@@ -1306,10 +1465,10 @@ impl Node {
             drop(p);
             // The index is changed after the page lock is released: lookups hold the
             // index lock while they read pages (lock order: index, then page).
-            if !unindex.is_empty() {
-                let mut index = part.index.write();
-                for (h, tid) in unindex {
-                    index.remove(h, tid);
+            for (i, ix) in indexes.iter().enumerate() {
+                let mut map = ix.map.write();
+                for (_, h, tid) in unindex.iter().filter(|u| u.0 == i) {
+                    map.remove(*h, *tid);
                 }
             }
         }
@@ -1392,6 +1551,9 @@ impl Node {
     }
 
     fn write_vms(&self, parts: &[(Arc<TableRt>, Arc<Part>)]) -> Result<()> {
+        // A VM bit is set after the commit of the mover batch that earned it, which
+        // (under batched sync) may not be durable yet: make it so first.
+        self.wal.flush_all()?;
         for (_, part) in parts {
             let (seg, table) = (part.heap.segment(), part.heap.table());
             let bytes = {
@@ -1472,6 +1634,25 @@ fn redo_location(rec: &Record, page: &PageRef) -> Location {
         offset: Some(rec.lsn),
         ..Location::file(WAL_DIR)
     }
+}
+
+/// Sets the migration bit of the tuples in `slots` to `bit`; false if a slot is empty.
+pub(crate) fn set_bits_in_place(p: &mut Page, bit: bool, slots: &[u16]) -> bool {
+    for slot in slots {
+        let Some(t) = p.tuple_mut(*slot) else {
+            return false;
+        };
+        let Some(flags) = crate::codec::get_u16(t, FLAGS_OFF) else {
+            return false;
+        };
+        let flags = if bit {
+            flags | crate::tuple::FLAG_MIGRATION
+        } else {
+            flags & !crate::tuple::FLAG_MIGRATION
+        };
+        crate::codec::put_u16(t, FLAGS_OFF, flags);
+    }
+    true
 }
 
 /// Sets xmax, cmax, flags and the next-version pointer of the tuple in `slot`; false if

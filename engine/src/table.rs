@@ -54,6 +54,7 @@
 use crate::catalog::{Column, Layout, TableDef};
 use crate::error::{CorruptionKind, Error, Location, Result};
 use crate::hash::{KeyHasher, Placement};
+use crate::index::KeyedIndex;
 use crate::node::{image_body, Claim, Node, Part, PruneStats, TableRt};
 use crate::page::Page;
 use crate::tuple::{payload, NextVersion, Tid, TupleHeader, FLAG_UPDATED};
@@ -175,11 +176,7 @@ impl Stmt<'_> {
 
     /// Segments a scan must read: those of the layout and of a redistribution target.
     fn scan_segments(&self) -> u16 {
-        let target = self
-            .def
-            .redistributing_to
-            .as_ref()
-            .map_or(0, |t| t.segments);
+        let target = self.def.target().map_or(0, |t| t.segments);
         self.def.layout.segments.max(target)
     }
 }
@@ -191,7 +188,7 @@ struct Found {
     row: Row,
 }
 
-fn corrupt_tuple(part: &Part, block: u32, slot: u16) -> Error {
+pub(crate) fn corrupt_tuple(part: &Part, block: u32, slot: u16) -> Error {
     let heap = part.heap();
     Error::corrupt(
         Location {
@@ -275,7 +272,8 @@ impl Node {
             },
             layout_version: 1,
             migration_bit: false,
-            redistributing_to: None,
+            redistribution: None,
+            epoch: 0,
         })
     }
 
@@ -357,6 +355,7 @@ impl Node {
     {
         let rt = self.table_rt_by_name(table)?;
         let _ddl = rt.ddl.read();
+        let _pin = rt.pin.read();
         if rt.dropped.load(Ordering::Acquire) {
             return Err(Error::NoSuchTable(table.to_string()));
         }
@@ -380,8 +379,10 @@ impl Node {
     {
         struct Builder {
             part: Arc<Part>,
+            indexes: Vec<Arc<KeyedIndex>>,
             page: Option<Page>,
-            index: Vec<(u64, u16)>,
+            /// (index number, key hash, slot) of the rows on `page`.
+            index: Vec<(usize, u64, u16)>,
         }
         let (layout, bit) = def.write_layout();
         let natts = def.columns.len() as u16;
@@ -407,18 +408,19 @@ impl Node {
             let lsn = self.wal().append(xid, &image_body(page_ref, &page))?;
             page.set_lsn(lsn);
             heap.install(page);
-            if !b.index.is_empty() {
-                let mut ix = b.part.index.write();
-                for (h, slot) in b.index.drain(..) {
-                    ix.insert(
-                        h,
+            for (i, ix) in b.indexes.iter().enumerate() {
+                let mut map = ix.map.write();
+                for (_, h, slot) in b.index.iter().filter(|e| e.0 == i) {
+                    map.insert(
+                        *h,
                         Tid {
                             block: id.block,
-                            slot,
+                            slot: *slot,
                         },
                     );
                 }
             }
+            b.index.clear();
             Ok(())
         };
         for row in rows {
@@ -430,14 +432,15 @@ impl Node {
             header.encode(&mut tuple);
             tuple.extend_from_slice(&payload_buf);
             let segment = self.place(layout, def, &row);
-            let index_hash = (!def.layout.is_random()).then(|| def.row_key_hash(&def.layout, &row));
             let b = match builders.get_mut(&segment) {
                 Some(b) => b,
                 None => {
                     let part = rt.parts.read().get(&segment).cloned().ok_or_else(|| {
                         Error::InvalidArgument(format!("no part on segment {segment}"))
                     })?;
+                    let indexes = part.indexes.read().clone();
                     builders.entry(segment).or_insert(Builder {
+                        indexes,
                         part,
                         page: None,
                         index: Vec::new(),
@@ -456,8 +459,8 @@ impl Node {
                     )));
                 }
                 if let Some(slot) = b.page.as_mut().and_then(|p| p.insert(&tuple)) {
-                    if let Some(h) = index_hash {
-                        b.index.push((h, slot));
+                    for (i, ix) in b.indexes.iter().enumerate() {
+                        b.index.push((i, def.key_hash(&ix.key, &row), slot));
                     }
                     placed = true;
                     break;
@@ -550,9 +553,16 @@ impl<'a> Txn<'a> {
     /// Runs one statement on `table`: checks the transaction is usable, holds the table
     /// against DROP/TRUNCATE, takes the statement's snapshot, and on error marks the
     /// transaction failed.
+    ///
+    /// A DML statement (`dml`) also pins the table's layout while it runs, so that a
+    /// redistribution's start, cancel or flip cannot change it underneath (they wait,
+    /// within a cap, for the pins). A SELECT takes no pin: it reads the definition and
+    /// then its snapshot, and if the definition changed in between it reads both again,
+    /// so that the segments it reads always hold every row its snapshot can see.
     fn statement<T>(
         &mut self,
         table: &str,
+        dml: bool,
         f: impl FnOnce(&mut Self, &Stmt<'_>) -> Result<T>,
     ) -> Result<T> {
         if let Some(cause) = &self.failed {
@@ -567,10 +577,17 @@ impl<'a> Txn<'a> {
             if rt.dropped.load(Ordering::Acquire) {
                 return Err(Error::NoSuchTable(table.to_string()));
             }
-            let stmt = Stmt {
-                rt: &rt,
-                def: rt.def.read().clone(),
-                snap: self.node.txns.snapshot(self.xid, self.cid),
+            let _pin = dml.then(|| rt.pin.read());
+            let stmt = loop {
+                let def = rt.def.read().clone();
+                let snap = self.node.txns.snapshot(self.xid, self.cid);
+                if Arc::ptr_eq(&def, &rt.def.read()) {
+                    break Stmt {
+                        rt: &rt,
+                        def,
+                        snap,
+                    };
+                }
             };
             let r = f(self, &stmt);
             self.cid = self.cid.checked_add(1).ok_or_else(|| {
@@ -586,7 +603,7 @@ impl<'a> Txn<'a> {
 
     /// INSERT: routes the row to its key's segment.
     pub fn insert(&mut self, table: &str, row: Row) -> Result<()> {
-        self.statement(table, |tx, st| {
+        self.statement(table, true, |tx, st| {
             let row = coerce_row(&st.def, row)?;
             tx.write_version(st, &row)?;
             Ok(())
@@ -601,7 +618,6 @@ impl<'a> Txn<'a> {
         let part = st.part(segment)?;
         let mut payload = Vec::new();
         encode_row(row, &mut payload);
-        let key_hash = (!def.layout.is_random()).then(|| def.row_key_hash(&def.layout, row));
         let tid = self.node.insert_tuple(
             self.xid,
             self.cid,
@@ -609,7 +625,7 @@ impl<'a> Txn<'a> {
             bit,
             def.columns.len() as u16,
             &payload,
-            key_hash,
+            Some((def, row)),
         )?;
         Ok(NextVersion { segment, tid })
     }
@@ -617,7 +633,7 @@ impl<'a> Txn<'a> {
     /// SELECT ... WHERE key = `key`: the visible rows with this distribution key, read
     /// from the key's segment only.
     pub fn get(&mut self, table: &str, key: &[Value]) -> Result<Vec<Row>> {
-        self.statement(table, |tx, st| {
+        self.statement(table, false, |tx, st| {
             Ok(tx
                 .find_by_key(st, key)?
                 .into_iter()
@@ -658,7 +674,7 @@ impl<'a> Txn<'a> {
         // key that is one more segment; a new key cannot be computed from the old one, so
         // then every segment of the target layout is a candidate.
         let mut segments = vec![];
-        if let Some(t) = &def.redistributing_to {
+        if let Some(t) = def.target() {
             segments.push(def.layout.segment_of(hash));
             let extra: Vec<u16> = if t.key == def.layout.key {
                 vec![t.segment_of(hash)]
@@ -675,9 +691,15 @@ impl<'a> Txn<'a> {
         let mut out = Vec::new();
         let mut visit = |segment: u16| -> Result<()> {
             let part = st.part(segment)?;
+            let Some(ix) = part.index_on(&def.layout.key) else {
+                // The index over this key is gone: a statement that read the definition
+                // before a flip changed the key, and cleanup dropped the index since.
+                // Rare; a scan of the segment answers it.
+                return self.find_by_scan(st, &part, segment, &want, &mut out);
+            };
             // Lock order: index, then page (writers never hold a page lock while they
             // take the index lock), so the index is walked in place, without a copy.
-            let index = part.index.read();
+            let index = ix.map.read();
             let mut r = Ok(());
             index.for_each(hash, |tid| {
                 if r.is_ok() {
@@ -693,6 +715,26 @@ impl<'a> Txn<'a> {
             visit(s)?;
         }
         Ok(out)
+    }
+
+    /// Adds every version on `segment` that the statement sees and whose key columns
+    /// equal `want` to `out`, by reading the whole heap.
+    fn find_by_scan(
+        &self,
+        st: &Stmt<'_>,
+        part: &Part,
+        segment: u16,
+        want: &[(usize, Value)],
+        out: &mut Vec<Found>,
+    ) -> Result<()> {
+        let clog = self.node.clog();
+        for block in 0..part.heap().nblocks() {
+            let slots = part.heap().page(block)?.page.read().slot_count();
+            for slot in 0..slots {
+                self.found_at(st, clog, part, segment, Tid { block, slot }, want, out)?;
+            }
+        }
+        Ok(())
     }
 
     /// Adds the version at `tid` to `out` if the statement sees it and its key columns
@@ -737,7 +779,7 @@ impl<'a> Txn<'a> {
     /// Calls `f` with every row this statement sees, segment by segment. `f` runs under a
     /// page's read lock: it must not call back into the node. Returns the rows seen.
     pub fn scan_with(&mut self, table: &str, mut f: impl FnMut(&[Value])) -> Result<u64> {
-        self.statement(table, |tx, st| {
+        self.statement(table, false, |tx, st| {
             tx.scan_found(st, |_, _, row| {
                 f(row);
                 true
@@ -782,7 +824,7 @@ impl<'a> Txn<'a> {
 
     /// SELECT * [WHERE `pred`]: every visible row on every segment.
     pub fn scan(&mut self, table: &str, pred: Option<Predicate<'_>>) -> Result<Vec<Row>> {
-        self.statement(table, |tx, st| {
+        self.statement(table, false, |tx, st| {
             let mut out = Vec::new();
             tx.scan_found(st, |_, _, row| {
                 if pred.is_none_or(|p| p(row)) {
@@ -819,7 +861,7 @@ impl<'a> Txn<'a> {
         f: impl FnMut(&[Value]) -> Row,
     ) -> Result<u64> {
         let key = key.to_vec();
-        self.statement(table, |tx, st| {
+        self.statement(table, true, |tx, st| {
             let found = tx.find_by_key(st, &key)?;
             let recheck = key_matcher(&st.def, &key);
             tx.modify(st, found, &recheck, Some(f))
@@ -833,7 +875,7 @@ impl<'a> Txn<'a> {
         pred: &dyn Fn(&[Value]) -> bool,
         f: impl FnMut(&[Value]) -> Row,
     ) -> Result<u64> {
-        self.statement(table, |tx, st| {
+        self.statement(table, true, |tx, st| {
             let found = tx.find_where(st, pred)?;
             tx.modify(st, found, pred, Some(f))
         })
@@ -842,7 +884,7 @@ impl<'a> Txn<'a> {
     /// DELETE ... WHERE key = `key`. Returns the rows deleted.
     pub fn delete(&mut self, table: &str, key: &[Value]) -> Result<u64> {
         let key = key.to_vec();
-        self.statement(table, |tx, st| {
+        self.statement(table, true, |tx, st| {
             let found = tx.find_by_key(st, &key)?;
             let recheck = key_matcher(&st.def, &key);
             tx.modify(st, found, &recheck, None::<fn(&[Value]) -> Row>)
@@ -851,7 +893,7 @@ impl<'a> Txn<'a> {
 
     /// DELETE ... WHERE `pred`, over every segment.
     pub fn delete_where(&mut self, table: &str, pred: &dyn Fn(&[Value]) -> bool) -> Result<u64> {
-        self.statement(table, |tx, st| {
+        self.statement(table, true, |tx, st| {
             let found = tx.find_where(st, pred)?;
             tx.modify(st, found, pred, None::<fn(&[Value]) -> Row>)
         })

@@ -20,9 +20,9 @@ pub const SEGMENT_OFF: usize = 6;
 /// Offset of the table id.
 pub const TABLE_OFF: usize = SEGMENT_OFF + 2;
 /// Offset of the layout version.
-pub const LAYOUT_OFF: usize = TABLE_OFF + 4;
+pub const EPOCH_OFF: usize = TABLE_OFF + 4;
 /// Offset of the LSN.
-pub const LSN_OFF: usize = LAYOUT_OFF + 4;
+pub const LSN_OFF: usize = EPOCH_OFF + 4;
 /// Offset of the payload length.
 pub const PAYLOAD_LEN_OFF: usize = LSN_OFF + 8;
 /// Offset of the checksum.
@@ -44,8 +44,8 @@ pub fn vm_file_name(table: u32) -> String {
 pub struct VisibilityMap {
     /// Blocks whose bit is set.
     pub bits: RoaringBitmap,
-    /// Layout version the bits refer to.
-    pub layout_version: u32,
+    /// Table epoch the bits refer to (`TableDef::epoch`): bits of another epoch are not valid.
+    pub epoch: u32,
     /// WAL position up to which VM changes are reflected.
     pub lsn: u64,
 }
@@ -61,7 +61,7 @@ impl VisibilityMap {
         put_u16(&mut out, 4, VM_VERSION);
         put_u16(&mut out, SEGMENT_OFF, segment);
         put_u32(&mut out, TABLE_OFF, table);
-        put_u32(&mut out, LAYOUT_OFF, self.layout_version);
+        put_u32(&mut out, EPOCH_OFF, self.epoch);
         put_u64(&mut out, LSN_OFF, self.lsn);
         put_u32(&mut out, PAYLOAD_LEN_OFF, payload.len() as u32);
         out.extend_from_slice(&payload);
@@ -107,7 +107,7 @@ impl VisibilityMap {
         let bits: RoaringBitmap = raw.iter().collect();
         Ok(Self {
             bits,
-            layout_version: get_u32(buf, LAYOUT_OFF).unwrap_or(0),
+            epoch: get_u32(buf, EPOCH_OFF).unwrap_or(0),
             lsn: get_u64(buf, LSN_OFF).unwrap_or(0),
         })
     }
@@ -117,7 +117,7 @@ impl VisibilityMap {
     pub fn rebuild<'a>(
         pages: impl IntoIterator<Item = &'a Page>,
         old_bit: bool,
-        layout_version: u32,
+        epoch: u32,
         is_live: impl Fn(&TupleHeader) -> bool,
     ) -> Self {
         let mut bits = RoaringBitmap::new();
@@ -132,7 +132,7 @@ impl VisibilityMap {
         }
         Self {
             bits,
-            layout_version,
+            epoch,
             lsn: 0,
         }
     }
@@ -154,7 +154,7 @@ mod tests {
     #[test]
     fn roundtrip_and_corruption() {
         let mut vm = VisibilityMap {
-            layout_version: 3,
+            epoch: 3,
             lsn: 99,
             ..Default::default()
         };

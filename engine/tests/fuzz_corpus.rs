@@ -93,7 +93,8 @@ fn write_seed_corpus() {
                 },
                 layout_version: 1,
                 migration_bit: false,
-                redistributing_to: None,
+                redistribution: None,
+                epoch: 0,
             },
         },
         Body::HeapInsert {
@@ -134,7 +135,7 @@ fn write_seed_corpus() {
     );
     write("wal_record", "seed-wal-page-image", &one);
     let mut vm = VisibilityMap {
-        layout_version: 1,
+        epoch: 1,
         lsn: 77,
         ..Default::default()
     };

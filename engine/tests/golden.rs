@@ -100,7 +100,7 @@ fn page_header_and_slots() {
 #[test]
 fn vm_file() {
     let mut vm = VisibilityMap {
-        layout_version: 2,
+        epoch: 2,
         lsn: 0x1234,
         ..Default::default()
     };
@@ -114,7 +114,7 @@ fn vm_file() {
             "0100",             // version
             "0400",             // segment
             "09000000",         // table
-            "02000000",         // layout_version
+            "02000000",         // epoch
             "3412000000000000", // lsn
             "14000000",         // payload_len = 20
             "593b2d19",         // checksum
@@ -221,7 +221,8 @@ fn control_file() {
                 },
                 layout_version: 1,
                 migration_bit: false,
-                redistributing_to: None,
+                redistribution: None,
+                epoch: 0,
             }],
         },
         clog: vec![0b0101],
@@ -231,16 +232,16 @@ fn control_file() {
         hex(&b),
         concat!(
             "53474354",                         // magic "SGCT"
-            "0200",                             // version
+            "0300",                             // version
             "0200",                             // state: in production
             "0001000000000000",                 // checkpoint_lsn
             "8000000000000000",                 // redo_lsn
             "0500000000000000",                 // next_xid
             "02000000",                         // next_table
-            "38000000",                         // catalog_len = 56
+            "3c000000",                         // catalog_len = 60
             "01000000",                         // clog_len = 1
             "00000000000000000000000000000000", // reserved
-            "bf0aa663",                         // checksum (cross-checked with zlib)
+            "5cd4797d",                         // checksum (cross-checked with zlib)
             "0100",                             // 1 segment:
             "0200",                             //   dbid 2
             "0000",                             //   content 0
@@ -263,6 +264,7 @@ fn control_file() {
             "0000",                             //     column 0
             "01000000",                         //   layout version 1
             "00",                               //   migration bit 0
+            "00000000",                         //   epoch 0
             "00",                               //   not redistributing
             "05",                               // clog: xids 0 and 1 committed
         )

@@ -48,6 +48,8 @@ pub trait Vfs: Send + Sync {
     fn list_dir(&self, path: &Path) -> io::Result<Vec<String>>;
     /// Removes a file.
     fn remove_file(&self, path: &Path) -> io::Result<()>;
+    /// Removes an empty directory.
+    fn remove_dir(&self, path: &Path) -> io::Result<()>;
     /// Renames `from` to `to`, replacing `to` atomically.
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
     /// Makes the directory's entries (creations, renames, removals) durable.

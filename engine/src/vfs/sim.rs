@@ -427,6 +427,25 @@ impl Vfs for SimVfs {
         s.end(n);
         Ok(())
     }
+    fn remove_dir(&self, path: &Path) -> io::Result<()> {
+        let mut s = self.state.lock();
+        let n = s.begin(None)?;
+        let busy = s
+            .names
+            .keys()
+            .chain(s.dirs.iter())
+            .any(|p| p.parent() == Some(path));
+        if busy {
+            s.end(n);
+            return Err(io::Error::other(format!("{} is not empty", path.display())));
+        }
+        if !s.dirs.remove(path) {
+            s.end(n);
+            return Err(not_found(path));
+        }
+        s.end(n);
+        Ok(())
+    }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         let mut s = self.state.lock();
         let n = s.begin(None)?;

@@ -53,6 +53,12 @@ pub mod kind {
     pub const DROP_TABLE: u8 = 9;
     /// Table truncated.
     pub const TRUNCATE_TABLE: u8 = 10;
+    /// Table definition replaced (a redistribution transition).
+    pub const PUT_TABLE: u8 = 11;
+    /// Segment retired.
+    pub const RETIRE_SEGMENT: u8 = 12;
+    /// Migration bits of some tuples of a page set in place.
+    pub const HEAP_SET_BIT: u8 = 13;
 }
 
 /// Which heap page a page record changes.
@@ -113,6 +119,27 @@ pub enum Body {
         /// Table id.
         table: u32,
     },
+    /// A table's definition was replaced whole: a redistribution started, was
+    /// cancelled or flipped.
+    PutTable {
+        /// The new definition.
+        def: TableDef,
+    },
+    /// A segment was retired: removed from the segment configuration, its files deleted.
+    RetireSegment {
+        /// Content id.
+        content: u16,
+    },
+    /// The migration bit of the tuples in `slots` was set to `bit`, in place (the mover's
+    /// "row stays" case: no new version).
+    HeapSetBit {
+        /// Page.
+        page: PageRef,
+        /// New bit value.
+        bit: bool,
+        /// Slots changed.
+        slots: Vec<u16>,
+    },
     /// A tuple was inserted at `slot`.
     HeapInsert {
         /// Page.
@@ -161,6 +188,9 @@ impl Body {
             Body::CreateTable { .. } => kind::CREATE_TABLE,
             Body::DropTable { .. } => kind::DROP_TABLE,
             Body::TruncateTable { .. } => kind::TRUNCATE_TABLE,
+            Body::PutTable { .. } => kind::PUT_TABLE,
+            Body::RetireSegment { .. } => kind::RETIRE_SEGMENT,
+            Body::HeapSetBit { .. } => kind::HEAP_SET_BIT,
             Body::HeapInsert { .. } => kind::HEAP_INSERT,
             Body::HeapSetXmax { .. } => kind::HEAP_SET_XMAX,
             Body::PageImage { .. } => kind::PAGE_IMAGE,
@@ -172,6 +202,7 @@ impl Body {
         match self {
             Body::HeapInsert { page, .. }
             | Body::HeapSetXmax { page, .. }
+            | Body::HeapSetBit { page, .. }
             | Body::PageImage { page, .. } => Some(*page),
             _ => None,
         }
@@ -191,7 +222,21 @@ impl Body {
                 w.u64(*redo_lsn).u64(*next_xid).u32(*next_table);
             }
             Body::CreateSegment { config } => config.encode(w),
-            Body::CreateTable { def } => def.encode(w),
+            Body::CreateTable { def } | Body::PutTable { def } => def.encode(w),
+            Body::RetireSegment { content } => {
+                w.u16(*content);
+            }
+            Body::HeapSetBit {
+                page: p,
+                bit,
+                slots,
+            } => {
+                page(w, p);
+                w.u8(u8::from(*bit)).u16(slots.len() as u16);
+                for s in slots {
+                    w.u16(*s);
+                }
+            }
             Body::DropTable { table } | Body::TruncateTable { table } => {
                 w.u32(*table);
             }
@@ -253,6 +298,21 @@ impl Body {
             kind::CREATE_TABLE => Body::CreateTable {
                 def: TableDef::decode(&mut r)?,
             },
+            kind::PUT_TABLE => Body::PutTable {
+                def: TableDef::decode(&mut r)?,
+            },
+            kind::RETIRE_SEGMENT => Body::RetireSegment { content: r.u16()? },
+            kind::HEAP_SET_BIT => {
+                let page = page(&mut r)?;
+                let bit = match r.u8()? {
+                    0 => false,
+                    1 => true,
+                    _ => return None,
+                };
+                let n = r.u16()?;
+                let slots = (0..n).map(|_| r.u16()).collect::<Option<Vec<_>>>()?;
+                Body::HeapSetBit { page, bit, slots }
+            }
             kind::DROP_TABLE => Body::DropTable { table: r.u32()? },
             kind::TRUNCATE_TABLE => Body::TruncateTable { table: r.u32()? },
             kind::HEAP_INSERT => {
