@@ -847,7 +847,12 @@ impl Node {
 
     /// Fills the (new, empty) indexes `ixs` from every tuple of `part`'s heap; returns
     /// the entries added. Unreadable blocks are skipped (reading them fails later).
-    pub(crate) fn build_indexes(&self, def: &TableDef, part: &Part, ixs: &[Arc<KeyedIndex>]) -> usize {
+    pub(crate) fn build_indexes(
+        &self,
+        def: &TableDef,
+        part: &Part,
+        ixs: &[Arc<KeyedIndex>],
+    ) -> usize {
         if ixs.is_empty() {
             return 0;
         }
@@ -889,8 +894,12 @@ impl Node {
             let path = seg_dir.join(&name);
             self.vfs.remove_file(&path).map_err(io("remove", &path))?;
         }
-        self.vfs.remove_dir(&seg_dir).map_err(io("rmdir", &seg_dir))?;
-        self.vfs.sync_dir(&self.dir).map_err(io("fsync dir", &self.dir))
+        self.vfs
+            .remove_dir(&seg_dir)
+            .map_err(io("rmdir", &seg_dir))?;
+        self.vfs
+            .sync_dir(&self.dir)
+            .map_err(io("fsync dir", &self.dir))
     }
 
     /// Removes heap and VM files of tables that are not in the catalog (left by a crash
@@ -898,7 +907,11 @@ impl Node {
     /// that are not (a crash while retiring one).
     fn remove_orphan_files(&self) -> Result<()> {
         let contents = self.segments();
-        for name in self.vfs.list_dir(&self.dir).map_err(io("list", &self.dir))? {
+        for name in self
+            .vfs
+            .list_dir(&self.dir)
+            .map_err(io("list", &self.dir))?
+        {
             let retired = name
                 .strip_prefix("seg")
                 .and_then(|d| d.parse::<u16>().ok())
@@ -944,7 +957,10 @@ impl Node {
     /// Removes a segment from the segment configuration and every table's parts (its
     /// files stay until the next checkpoint has recorded the catalog without it).
     pub(crate) fn apply_retire_segment(&self, content: u16) {
-        self.catalog.write().segments.retain(|s| s.content != content);
+        self.catalog
+            .write()
+            .segments
+            .retain(|s| s.content != content);
         for rt in self.tables_rt.read().values() {
             rt.parts.write().remove(&content);
         }

@@ -228,7 +228,12 @@ impl Node {
         self.start_in(&rt, target, gate)
     }
 
-    fn start_in(&self, rt: &TableRt, target: Layout, gate: &GateOptions) -> Result<TransitionReport> {
+    fn start_in(
+        &self,
+        rt: &TableRt,
+        target: Layout,
+        gate: &GateOptions,
+    ) -> Result<TransitionReport> {
         self.poison.check()?;
         let def = rt.def.read().clone();
         if def.redistribution.is_some() {
@@ -251,7 +256,11 @@ impl Node {
                 target.segments
             )));
         }
-        if let Some(k) = target.key.iter().find(|k| usize::from(**k) >= def.columns.len()) {
+        if let Some(k) = target
+            .key
+            .iter()
+            .find(|k| usize::from(**k) >= def.columns.len())
+        {
             return Err(Error::InvalidArgument(format!(
                 "target key column {k} is not a column of {:?}",
                 def.name
@@ -287,7 +296,11 @@ impl Node {
     /// Cancels a redistribution, online: rows move back to the old layout (the mover
     /// does it, as for the start), and the flip that follows returns the table to its
     /// old layout and bit. Nothing is lost: rows already moved are moved back.
-    pub fn cancel_redistribution(&self, table: &str, gate: &GateOptions) -> Result<TransitionReport> {
+    pub fn cancel_redistribution(
+        &self,
+        table: &str,
+        gate: &GateOptions,
+    ) -> Result<TransitionReport> {
         let rt = self.table_rt_by_name(table)?;
         let _ddl = rt.ddl.read();
         self.poison.check()?;
@@ -437,7 +450,17 @@ impl Node {
         let part = rt.parts.read().get(&segment).cloned().ok_or_else(|| {
             Error::InvalidArgument(format!("table {:?} has no segment {segment}", def.name))
         })?;
-        let wrote = self.move_writes(rt, &def, r, &part, segment, blocks, limits, &mut xid, &mut report);
+        let wrote = self.move_writes(
+            rt,
+            &def,
+            r,
+            &part,
+            segment,
+            blocks,
+            limits,
+            &mut xid,
+            &mut report,
+        );
         drop(pinned);
         let r = wrote.and_then(|()| {
             if let Some(x) = xid {
@@ -498,7 +521,10 @@ impl Node {
         Ok(true)
     }
 
-    #[expect(clippy::too_many_arguments, reason = "one batch's context, passed down")]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one batch's context, passed down"
+    )]
     fn move_writes(
         &self,
         rt: &TableRt,
@@ -546,9 +572,8 @@ impl Node {
                     if h.migration_bit() != old_bit || settled_dead(self, &h) {
                         continue;
                     }
-                    decode_row_into(def.column_types(), payload(t), &mut row).ok_or_else(
-                        || crate::table::corrupt_tuple(part, block, slot),
-                    )?;
+                    decode_row_into(def.column_types(), payload(t), &mut row)
+                        .ok_or_else(|| crate::table::corrupt_tuple(part, block, slot))?;
                     let to = dest.segment_of(def.key_hash(&dest.key, &row));
                     if to == segment && !limits.rewrite_all {
                         stays.push(slot);
@@ -720,7 +745,9 @@ impl Node {
             .max()
             .ok_or_else(|| Error::InvalidArgument("the node has no segments".into()))?;
         if content == 0 {
-            return Err(Error::InvalidArgument("the last segment cannot be retired".into()));
+            return Err(Error::InvalidArgument(
+                "the last segment cannot be retired".into(),
+            ));
         }
         let rts: Vec<Arc<TableRt>> = {
             let mut v: Vec<Arc<TableRt>> = self.tables_rt.read().values().cloned().collect();
@@ -729,7 +756,10 @@ impl Node {
         };
         for rt in &rts {
             let def = rt.def.read().clone();
-            let span = def.layout.segments.max(def.target().map_or(0, |t| t.segments));
+            let span = def
+                .layout
+                .segments
+                .max(def.target().map_or(0, |t| t.segments));
             if span > content {
                 return Err(Error::Redistribution(format!(
                     "segment {content} is still in table {:?}'s layout; redistribute it \
@@ -767,5 +797,84 @@ impl Node {
         self.checkpoint()?;
         self.remove_segment_dir(content)?;
         Ok(content)
+    }
+}
+
+impl Node {
+    /// Checks DESIGN.md's redistribution invariants on `table` and returns what is wrong
+    /// (empty when all hold); for tests, the demo's verification and tools:
+    /// - every committed live version carrying the bit new versions get lies on its
+    ///   segment in the layout new versions go to, and every other committed live
+    ///   version on its segment in the other layout (so when stable, invariant 4: every
+    ///   live row on `h_L(key)` with the current bit);
+    /// - a block whose VM bit is set holds no live version with the old bit (invariant 3).
+    pub fn check_placement(&self, table: &str) -> Result<Vec<String>> {
+        let rt = self.table_rt_by_name(table)?;
+        let def = rt.def.read().clone();
+        let (write, write_bit) = def.write_layout();
+        let other = match &def.redistribution {
+            Some(r) if !r.cancelling => &def.layout,
+            Some(r) => &r.target,
+            None => &def.layout,
+        };
+        let mut problems = Vec::new();
+        let parts: Vec<(u16, Arc<Part>)> = rt
+            .parts
+            .read()
+            .iter()
+            .map(|(s, p)| (*s, p.clone()))
+            .collect();
+        let mut row = Vec::new();
+        for (seg, part) in parts {
+            let heap = part.heap().clone();
+            for block in 0..heap.nblocks() {
+                let vm_set = {
+                    let v = part.vm.lock();
+                    v.vm.epoch == def.epoch && v.vm.bits.contains(block)
+                };
+                let cp = heap.page(block)?;
+                let p = cp.page.read();
+                for slot in 0..p.slot_count() {
+                    let Some(t) = p.tuple(slot) else { continue };
+                    let Some(h) = TupleHeader::decode(t) else {
+                        problems.push(format!("seg {seg} block {block} slot {slot}: bad header"));
+                        continue;
+                    };
+                    let old = h.migration_bit() != write_bit;
+                    if vm_set && old && !settled_dead(self, &h) {
+                        problems.push(format!(
+                            "seg {seg} block {block} slot {slot}: VM bit set but the version \
+                             carries the old bit and may be live"
+                        ));
+                    }
+                    if !self.is_live(&h) || def.columns.is_empty() {
+                        continue;
+                    }
+                    if decode_row_into(def.column_types(), payload(t), &mut row).is_none() {
+                        problems.push(format!("seg {seg} block {block} slot {slot}: bad row"));
+                        continue;
+                    }
+                    if old && def.redistribution.is_none() {
+                        problems.push(format!(
+                            "seg {seg} block {block} slot {slot}: live row {row:?} of a stable \
+                             table carries the old bit"
+                        ));
+                    }
+                    let layout = if old { other } else { write };
+                    if layout.is_random() {
+                        continue;
+                    }
+                    let want = layout.segment_of(def.key_hash(&layout.key, &row));
+                    if want != seg {
+                        problems.push(format!(
+                            "seg {seg} block {block} slot {slot}: live row {row:?} with bit {} \
+                             belongs on segment {want}",
+                            h.migration_bit()
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(problems)
     }
 }

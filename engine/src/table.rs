@@ -582,11 +582,7 @@ impl<'a> Txn<'a> {
                 let def = rt.def.read().clone();
                 let snap = self.node.txns.snapshot(self.xid, self.cid);
                 if Arc::ptr_eq(&def, &rt.def.read()) {
-                    break Stmt {
-                        rt: &rt,
-                        def,
-                        snap,
-                    };
+                    break Stmt { rt: &rt, def, snap };
                 }
             };
             let r = f(self, &stmt);

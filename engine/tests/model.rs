@@ -1,7 +1,10 @@
-//! Model-based test of the table API: random sequences of begin, insert, update (also of
-//! the key, which moves the row to another segment), delete, get, scan, commit,
-//! rollback, bulk load, truncate, vacuum, checkpoint and crash-and-reopen, on an
-//! in-memory file system, checked step by step against a reference model.
+//! Model-based test of the table API and online redistribution: random sequences of
+//! begin, insert, update (also of the key, which moves the row to another segment),
+//! delete, get, scan, commit, rollback, bulk load, truncate, vacuum, checkpoint and
+//! crash-and-reopen, interleaved with redistribution steps — start (expand, shrink or
+//! key change), mover batch, pause, resume, cancel, flip, cleanup, retiring a segment —
+//! on an in-memory file system, checked step by step against a reference model and
+//! against the placement invariants (`Node::check_placement`).
 //!
 //! `MODEL_CASES` (default 1000) sets the number of cases; a failure prints the seed and
 //! the operations so far (`MODEL_SEED=<seed>` re-runs one case).
@@ -10,6 +13,7 @@
 mod common;
 
 use common::Rng;
+use segexpand_engine::redistribute::{BatchLimits, GateOptions};
 use segexpand_engine::vfs::{CrashMode, SimVfs};
 use segexpand_engine::{Error, Node, NodeOptions, Row, TableSpec, Txn, Type, Value};
 use std::collections::BTreeMap;
@@ -32,6 +36,8 @@ struct MTxn<'a> {
 #[derive(Default)]
 struct Model {
     committed: BTreeMap<i64, Val>,
+    /// The mover is paused: no batches until resumed.
+    paused: bool,
 }
 
 impl Model {
@@ -47,12 +53,24 @@ impl Model {
     }
 }
 
+/// Rows carry their key twice: as `id` (int8) and as `id2` (text), so that a key change
+/// between the two moves rows while a lookup can always name the current key.
 fn row_of(k: i64, (v, s): &Val) -> Row {
     vec![
         Value::Int8(k),
         Value::Int8(*v),
         s.clone().map_or(Value::Null, Value::Text),
+        Value::Text(format!("k{k}")),
     ]
+}
+
+/// The lookup key for `k` under the table's current distribution key.
+fn key_of(node: &Node, k: i64) -> Vec<Value> {
+    if node.table_def(TABLE).unwrap().layout.key == [0] {
+        vec![Value::Int8(k)]
+    } else {
+        vec![Value::Text(format!("k{k}"))]
+    }
 }
 
 fn val_of(row: &[Value]) -> (i64, Val) {
@@ -97,6 +115,129 @@ fn check_committed(node: &Node, model: &Model, log: &[String]) {
         got, model.committed,
         "committed state diverged after {log:#?}"
     );
+    let problems = node.check_placement(TABLE).unwrap();
+    assert!(problems.is_empty(), "{problems:#?} after {log:#?}");
+}
+
+/// A redistribution step (no transaction of the script is in a statement, so none
+/// holds a layout pin). Returns false if the step did not apply.
+fn redistribution_step(
+    node: &Node,
+    rng: &mut Rng,
+    model: &mut Model,
+    log: &mut Vec<String>,
+) -> bool {
+    let gate = GateOptions::default();
+    let def = node.table_def(TABLE).unwrap();
+    if model.paused && rng.below(3) == 0 {
+        model.paused = false;
+        log.push("redist_resume".into());
+        return true;
+    }
+    match (&def.redistribution, rng.below(10)) {
+        (None, 0..=3) => {
+            let mut target = def.layout.clone();
+            let kind = match rng.below(3) {
+                0 if target.segments < 5 => {
+                    if node.segments().len() as u16 == target.segments {
+                        node.add_new_segment().unwrap();
+                        log.push("add_segment".into());
+                    }
+                    target.segments += 1;
+                    "expand"
+                }
+                1 if target.segments > 1 => {
+                    target.segments -= 1;
+                    "shrink"
+                }
+                _ => {
+                    target.key = if target.key == [0] { vec![3] } else { vec![0] };
+                    "key_change"
+                }
+            };
+            log.push(format!("start_{kind}"));
+            log.push(format!("redist_start {target:?}"));
+            node.start_redistribution(TABLE, target, &gate).unwrap();
+        }
+        (None, 4..=5) => {
+            log.push("redist_cleanup".into());
+            node.cleanup_redistribution(TABLE).unwrap();
+        }
+        (None, 6..=8) if (node.segments().len() as u16) > def.layout.segments => {
+            log.push("retire_segment".into());
+            match node.retire_segment() {
+                Ok(_) => {}
+                // An open transaction's snapshot may still see versions there.
+                Err(Error::Redistribution(m)) if m.contains("may see") => {
+                    log.push("retire_refused".into());
+                }
+                Err(e) => panic!("retire: {e} after {log:#?}"),
+            }
+        }
+        (Some(_), 0..=5) if !model.paused => {
+            let work = node.redistribution_work(TABLE).unwrap();
+            if work.is_empty() {
+                return false;
+            }
+            let (seg, first) = work[rng.below(work.len() as u64) as usize];
+            let blocks: Vec<u32> = work
+                .iter()
+                .filter(|(s, b)| *s == seg && *b >= first)
+                .map(|(_, b)| *b)
+                .take(1 + rng.below(3) as usize)
+                .collect();
+            let limits = BatchLimits {
+                rows_max: 1 + rng.below(40) as usize,
+                ..BatchLimits::default()
+            };
+            log.push(format!(
+                "redist_move seg {seg} blocks {blocks:?} rows {}",
+                limits.rows_max
+            ));
+            node.move_blocks(TABLE, seg, &blocks, &limits).unwrap();
+        }
+        (Some(_), 6) if !model.paused => {
+            model.paused = true;
+            log.push("redist_pause".into());
+        }
+        (Some(r), 7) if !r.cancelling => {
+            log.push("redist_cancel".into());
+            node.cancel_redistribution(TABLE, &gate).unwrap();
+        }
+        (Some(_), _) => {
+            let left = node.redistribution_work(TABLE).unwrap().len();
+            log.push(format!("redist_flip ({left} blocks left)"));
+            match node.flip_redistribution(TABLE, &gate) {
+                Ok(_) => assert_eq!(left, 0, "flipped with work left after {log:#?}"),
+                Err(Error::Redistribution(_)) => assert!(left > 0, "flip refused after {log:#?}"),
+                Err(e) => panic!("flip: {e} after {log:#?}"),
+            }
+        }
+        _ => return false,
+    }
+    true
+}
+
+/// Moves every remaining row and flips, so that a case ends stable.
+fn finish_redistribution(node: &Node, log: &mut Vec<String>) {
+    if node.table_def(TABLE).unwrap().redistribution.is_none() {
+        return;
+    }
+    for round in 0.. {
+        let work = node.redistribution_work(TABLE).unwrap();
+        if work.is_empty() {
+            break;
+        }
+        // No transaction is open: every block finishes in one visit or two.
+        assert!(round < 3, "the mover does not finish {work:?} after {log:#?}");
+        for (seg, b) in work {
+            node.move_blocks(TABLE, seg, &[b], &BatchLimits::default())
+                .unwrap();
+        }
+    }
+    log.push("redist_finish".into());
+    node.flip_redistribution(TABLE, &GateOptions::default())
+        .unwrap();
 }
 
 /// A key no open transaction has written and that is not committed.
@@ -187,10 +328,15 @@ fn epoch(
                     assert_eq!(n, rows.len() as u64);
                     model.committed.extend(rows);
                 }
-                10..=14 if txns.iter().all(Option::is_none) => {
+                10..=11 if txns.iter().all(Option::is_none) => {
                     log.push("truncate".into());
                     node.truncate_table(TABLE).unwrap();
                     model.committed.clear();
+                }
+                12..=34 => {
+                    if !redistribution_step(node, rng, model, log) {
+                        continue;
+                    }
                 }
                 _ => {
                     log.push(format!("begin [{slot}]"));
@@ -235,7 +381,7 @@ fn epoch(
                 log.push(format!("[{slot}] update {k} -> key {new_key:?} s {s:?}"));
                 let conflict = held_by_other(&txns, slot, k);
                 let t = txns[slot].as_mut().unwrap();
-                let r = t.tx.update(TABLE, &[Value::Int8(k)], |row| {
+                let r = t.tx.update(TABLE, &key_of(node, k), |row| {
                     let (_, (v, _)) = val_of(row);
                     row_of(new_key.unwrap_or(k), &(v + 1, s.clone()))
                 });
@@ -258,7 +404,7 @@ fn epoch(
                 log.push(format!("[{slot}] delete {k}"));
                 let conflict = held_by_other(&txns, slot, k);
                 let t = txns[slot].as_mut().unwrap();
-                let r = t.tx.delete(TABLE, &[Value::Int8(k)]);
+                let r = t.tx.delete(TABLE, &key_of(node, k));
                 if written_one(r, conflict, &mut txns, slot, log) {
                     txns[slot].as_mut().unwrap().writes.insert(k, None);
                 }
@@ -268,7 +414,7 @@ fn epoch(
                 log.push(format!("[{slot}] get {k}"));
                 let t = txns[slot].as_mut().unwrap();
                 let got: Vec<(i64, Val)> =
-                    t.tx.get(TABLE, &[Value::Int8(k)])
+                    t.tx.get(TABLE, &key_of(node, k))
                         .unwrap()
                         .iter()
                         .map(|r| val_of(r))
@@ -312,6 +458,7 @@ fn run_case(seed: u64) -> Vec<String> {
             .not_null("id", Type::Int8)
             .not_null("v", Type::Int8)
             .column("s", Type::Varchar(8))
+            .not_null("id2", Type::Text)
             .distributed_by(&["id"]),
     )
     .unwrap();
@@ -334,9 +481,17 @@ fn run_case(seed: u64) -> Vec<String> {
                 drop(node);
                 vfs = image;
                 node = open(&vfs);
+                model.paused = false;
                 check_committed(&node, &model, &log);
             }
         }
+    }
+    finish_redistribution(&node, &mut log);
+    check_committed(&node, &model, &log);
+    if node.segments().len() as u16 > node.table_def(TABLE).unwrap().layout.segments {
+        log.push("retire_segment".into());
+        node.retire_segment().unwrap();
+        check_committed(&node, &model, &log);
     }
     node.close().unwrap();
     let node = open(&vfs);
@@ -386,6 +541,18 @@ fn table_api_agrees_with_the_model() {
         "bulk_load",
         "truncate",
         "lock_conflict_rollback",
+        "redist_start",
+        "start_expand",
+        "start_shrink",
+        "start_key_change",
+        "redist_move",
+        "redist_pause",
+        "redist_resume",
+        "redist_cancel",
+        "redist_flip",
+        "redist_cleanup",
+        "retire_segment",
+        "add_segment",
     ] {
         assert!(
             ops.get(op).copied().unwrap_or(0) >= 20,

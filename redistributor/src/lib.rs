@@ -1,6 +1,34 @@
 //! segexpand-redistributor: moving a table from one layout to another while it stays
-//! online (DESIGN.md, "Redistribution"). The state machine below is the contract the
-//! mover and the flip will follow; its transition table is checked in debug builds.
+//! online (DESIGN.md, "Redistribution"; the protocol is `docs/redistribution.md`).
+//!
+//! The engine provides the steps — start, mover batch, cancel, flip, cleanup — behind
+//! the table's layout pin. This crate drives them: the per-table [`State`] machine (its
+//! transition table checked around every step in debug builds), parallel mover workers
+//! with a throttle and a deadline, pause / resume / cancel through a [`Handle`], and
+//! progress.
+//!
+//! ```
+//! use segexpand_engine::{Node, NodeOptions, TableSpec, Type, Value};
+//! use segexpand_redistributor::{Finish, Options, Redistributor};
+//! let dir = tempfile::tempdir().unwrap();
+//! let node = Node::create_dir(dir.path(), 2, NodeOptions::default()).unwrap();
+//! node.create_table(&TableSpec::new("t").not_null("id", Type::Int8)).unwrap();
+//! node.bulk_load("t", (0..1000).map(|i| vec![Value::Int8(i)])).unwrap();
+//! node.add_new_segment().unwrap();
+//! let mut target = node.table_def("t").unwrap().layout;
+//! target.segments = 3;
+//! let r = Redistributor::start(node.clone(), "t", target, Options::default()).unwrap();
+//! let out = r.run().unwrap();
+//! assert_eq!(out.finish, Finish::Flipped);
+//! assert_eq!(node.table_def("t").unwrap().layout.segments, 3);
+//! ```
+
+use segexpand_engine::redistribute::{BatchLimits, BatchReport, GateOptions, TransitionReport};
+use segexpand_engine::{Error, Layout, Node, PruneStats, Result, TableDef};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Redistribution state of one table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,11 +42,21 @@ pub enum State {
     },
     /// Moving from layout `from` (bit `old_bit`) to `to` (bit `!old_bit`).
     Redistributing {
-        /// Old layout version.
+        /// Layout rows leave.
         from: u32,
-        /// New layout version.
+        /// Layout rows go to.
         to: u32,
-        /// Bit of tuples still in the old layout.
+        /// Bit of tuples still in the layout they leave.
+        old_bit: bool,
+    },
+    /// A cancelled redistribution: rows move back from `from` (the target, bit
+    /// `old_bit`) to `to` (the original layout, bit `!old_bit`).
+    Cancelling {
+        /// Layout rows leave (the cancelled target).
+        from: u32,
+        /// Layout rows go back to.
+        to: u32,
+        /// Bit of tuples still in the cancelled target.
         old_bit: bool,
     },
 }
@@ -45,10 +83,30 @@ impl std::fmt::Display for BadTransition {
 impl std::error::Error for BadTransition {}
 
 impl State {
-    /// The transition table: start (Stable → Redistributing to the next layout with the
-    /// bit's meaning flipped), flip (Redistributing → Stable in the new layout with the new
-    /// bit) and cancel (Redistributing → Stable in the old layout with the old bit).
-    pub fn check_transition(self, to: State) -> Result<(), BadTransition> {
+    /// The state a table definition is in.
+    pub fn of(def: &TableDef) -> State {
+        let (v, b) = (def.layout_version, def.migration_bit);
+        match &def.redistribution {
+            None => State::Stable { layout: v, bit: b },
+            Some(r) if !r.cancelling => State::Redistributing {
+                from: v,
+                to: v.wrapping_add(1),
+                old_bit: b,
+            },
+            Some(_) => State::Cancelling {
+                from: v.wrapping_add(1),
+                to: v,
+                old_bit: !b,
+            },
+        }
+    }
+
+    /// The transition table:
+    /// - start: Stable(v, b) → Redistributing(v → v+1, old bit b);
+    /// - flip: Redistributing(v → w, b) → Stable(w, !b);
+    /// - cancel: Redistributing(v → w, b) → Cancelling(w → v, old bit !b);
+    /// - the cancel's flip: Cancelling(w → v, b') → Stable(v, !b').
+    pub fn check_transition(self, to: State) -> std::result::Result<(), BadTransition> {
         let ok = match (self, to) {
             (
                 State::Stable { layout, bit },
@@ -61,12 +119,20 @@ impl State {
             (
                 State::Redistributing {
                     to: new, old_bit, ..
+                }
+                | State::Cancelling {
+                    to: new, old_bit, ..
                 },
                 State::Stable { layout, bit },
-            ) if layout == new => bit != old_bit,
-            (State::Redistributing { from, old_bit, .. }, State::Stable { layout, bit }) => {
-                layout == from && bit == old_bit
-            }
+            ) => layout == new && bit != old_bit,
+            (
+                State::Redistributing { from, to, old_bit },
+                State::Cancelling {
+                    from: cfrom,
+                    to: cto,
+                    old_bit: cbit,
+                },
+            ) => cfrom == to && cto == from && cbit != old_bit,
             _ => false,
         };
         if ok {
@@ -74,6 +140,398 @@ impl State {
         } else {
             Err(BadTransition { from: self, to })
         }
+    }
+}
+
+/// How a redistribution runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Mover threads.
+    pub workers: usize,
+    /// Bounds on each mover batch (one transaction).
+    pub batch: BatchLimits,
+    /// Blocks a worker takes at a time.
+    pub chunk_blocks: usize,
+    /// Throttle: rows moved or flipped per second, all workers together.
+    pub rows_per_s: Option<f64>,
+    /// Throttle: MB (10^6 bytes) of new versions per second, all workers together.
+    pub mb_per_s: Option<f64>,
+    /// Stop moving at this instant (the state stays; run again to resume).
+    pub deadline: Option<Instant>,
+    /// How the start, cancel and flip hold DML.
+    pub gate: GateOptions,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            workers: 2,
+            batch: BatchLimits::default(),
+            chunk_blocks: 32,
+            rows_per_s: None,
+            mb_per_s: None,
+            deadline: None,
+            gate: GateOptions::default(),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    paused: AtomicBool,
+    cancel: AtomicBool,
+    stop: AtomicBool,
+    blocks_total: AtomicU64,
+    blocks_done: AtomicU64,
+    rows_moved: AtomicU64,
+    rows_flipped: AtomicU64,
+    rows_skipped: AtomicU64,
+    bytes_moved: AtomicU64,
+    bytes_flipped: AtomicU64,
+    flip_wal_bytes: AtomicU64,
+    batches: AtomicU64,
+}
+
+/// Controls a running redistribution from another thread, and reads its progress.
+#[derive(Debug, Clone)]
+pub struct Handle(Arc<Shared>);
+
+/// Progress so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Blocks the current phase must finish.
+    pub blocks_total: u64,
+    /// Blocks finished.
+    pub blocks_done: u64,
+    /// Rows given a new version on their new segment.
+    pub rows_moved: u64,
+    /// Rows that stayed, their bit flipped in place.
+    pub rows_flipped: u64,
+    /// Times a row was skipped because a user transaction held it.
+    pub rows_skipped: u64,
+    /// Bytes of new versions written.
+    pub bytes_moved: u64,
+    /// Bytes of the rows flipped in place.
+    pub bytes_flipped: u64,
+    /// WAL bytes the in-place flips wrote.
+    pub flip_wal_bytes: u64,
+    /// Mover batches committed.
+    pub batches: u64,
+}
+
+impl Handle {
+    /// Pauses the mover after the batches in flight (DML and SELECT go on).
+    pub fn pause(&self) {
+        self.0.paused.store(true, Ordering::Release);
+    }
+    /// Resumes a paused mover.
+    pub fn resume(&self) {
+        self.0.paused.store(false, Ordering::Release);
+    }
+    /// Asks for a cancel: the run moves the rows back and returns to the old layout.
+    pub fn cancel(&self) {
+        self.0.cancel.store(true, Ordering::Release);
+    }
+    /// Stops the run after the batches in flight, leaving the table redistributing (a
+    /// later run resumes).
+    pub fn stop(&self) {
+        self.0.stop.store(true, Ordering::Release);
+    }
+    /// Progress so far.
+    pub fn progress(&self) -> Progress {
+        let g = |a: &AtomicU64| a.load(Ordering::Acquire);
+        let s = &self.0;
+        Progress {
+            blocks_total: g(&s.blocks_total),
+            blocks_done: g(&s.blocks_done),
+            rows_moved: g(&s.rows_moved),
+            rows_flipped: g(&s.rows_flipped),
+            rows_skipped: g(&s.rows_skipped),
+            bytes_moved: g(&s.bytes_moved),
+            bytes_flipped: g(&s.bytes_flipped),
+            flip_wal_bytes: g(&s.flip_wal_bytes),
+            batches: g(&s.batches),
+        }
+    }
+    fn add(&self, b: &BatchReport) {
+        let s = &self.0;
+        s.blocks_done
+            .fetch_add(b.blocks_done.len() as u64, Ordering::AcqRel);
+        s.rows_moved.fetch_add(b.rows_moved, Ordering::AcqRel);
+        s.rows_flipped.fetch_add(b.rows_flipped, Ordering::AcqRel);
+        s.rows_skipped.fetch_add(b.rows_skipped, Ordering::AcqRel);
+        s.bytes_moved.fetch_add(b.bytes_moved, Ordering::AcqRel);
+        s.bytes_flipped.fetch_add(b.bytes_flipped, Ordering::AcqRel);
+        s.flip_wal_bytes
+            .fetch_add(b.flip_wal_bytes, Ordering::AcqRel);
+        s.batches.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finish {
+    /// Every row moved and the table flipped to the new layout.
+    Flipped,
+    /// Cancelled: every row back in the old layout, and the table flipped back to it.
+    Cancelled,
+    /// Stopped by [`Handle::stop`] or the deadline; the table is still redistributing.
+    Stopped,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// How it ended.
+    pub finish: Finish,
+    /// Mover totals.
+    pub progress: Progress,
+    /// Time spent moving (s).
+    pub mover_s: f64,
+    /// The flip (or the cancel's flip), if it happened.
+    pub flip: Option<TransitionReport>,
+    /// The cancel transition, if there was one.
+    pub cancel: Option<TransitionReport>,
+}
+
+/// Drives one table's redistribution.
+#[derive(Debug)]
+pub struct Redistributor {
+    node: Arc<Node>,
+    table: String,
+    opts: Options,
+    handle: Handle,
+    start: Option<TransitionReport>,
+}
+
+fn checked<T>(node: &Node, table: &str, step: impl FnOnce() -> Result<T>) -> Result<T> {
+    let before = State::of(&node.table_def(table)?);
+    let r = step()?;
+    if cfg!(debug_assertions) {
+        let after = State::of(&node.table_def(table)?);
+        if let Err(e) = before.check_transition(after) {
+            panic!("table {table:?}: {e}");
+        }
+    }
+    Ok(r)
+}
+
+impl Redistributor {
+    /// Starts redistributing `table` to `target` (the start transition, which holds DML
+    /// for a moment); [`Redistributor::run`] does the rest.
+    pub fn start(node: Arc<Node>, table: &str, target: Layout, opts: Options) -> Result<Self> {
+        let report = checked(&node, table, || {
+            node.start_redistribution(table, target, &opts.gate)
+        })?;
+        let mut r = Self::attach(node, table, opts)?;
+        r.start = Some(report);
+        Ok(r)
+    }
+
+    /// Attaches to a table that is already redistributing (after a stop, a pause across
+    /// restarts, or a crash): [`Redistributor::run`] resumes where the mover was.
+    pub fn attach(node: Arc<Node>, table: &str, opts: Options) -> Result<Self> {
+        let def = node.table_def(table)?;
+        if def.redistribution.is_none() {
+            return Err(Error::Redistribution(format!(
+                "table {table:?} is not redistributing"
+            )));
+        }
+        Ok(Self {
+            node,
+            table: table.to_string(),
+            opts,
+            handle: Handle(Arc::new(Shared::default())),
+            start: None,
+        })
+    }
+
+    /// The start transition's report (None when attached).
+    pub fn start_report(&self) -> Option<TransitionReport> {
+        self.start
+    }
+
+    /// A handle to pause, resume, cancel or stop the run, and to read progress.
+    pub fn handle(&self) -> Handle {
+        self.handle.clone()
+    }
+
+    /// Moves every row, then flips (or, if cancelled on the way, moves them back and
+    /// flips back). Returns early, leaving the table redistributing, on
+    /// [`Handle::stop`] or at the deadline.
+    pub fn run(&self) -> Result<Outcome> {
+        let t0 = Instant::now();
+        let mut cancel = None;
+        let finish = loop {
+            let cancelling = self
+                .node
+                .table_def(&self.table)?
+                .redistribution
+                .is_some_and(|r| r.cancelling);
+            if !cancelling && self.handle.0.cancel.load(Ordering::Acquire) {
+                cancel = Some(self.cancel()?);
+                continue;
+            }
+            if !self.move_all()? {
+                if self.handle.0.cancel.load(Ordering::Acquire) && !cancelling {
+                    continue;
+                }
+                break Finish::Stopped;
+            }
+            break if cancelling {
+                Finish::Cancelled
+            } else {
+                Finish::Flipped
+            };
+        };
+        let mover_s = t0.elapsed().as_secs_f64();
+        let flip = match finish {
+            Finish::Stopped => None,
+            _ => Some(self.flip()?),
+        };
+        Ok(Outcome {
+            finish,
+            progress: self.handle.progress(),
+            mover_s,
+            flip,
+            cancel,
+        })
+    }
+
+    /// The cancel transition alone (see [`Handle::cancel`] for cancelling a run).
+    pub fn cancel(&self) -> Result<TransitionReport> {
+        checked(&self.node, &self.table, || {
+            self.node
+                .cancel_redistribution(&self.table, &self.opts.gate)
+        })
+    }
+
+    /// The flip alone: fails unless every block is finished.
+    pub fn flip(&self) -> Result<TransitionReport> {
+        checked(&self.node, &self.table, || {
+            self.node.flip_redistribution(&self.table, &self.opts.gate)
+        })
+    }
+
+    /// After the flip: reclaims the versions the mover ended, once no snapshot can see
+    /// them.
+    pub fn cleanup(&self) -> Result<PruneStats> {
+        self.node.cleanup_redistribution(&self.table)
+    }
+
+    fn interrupted(&self) -> bool {
+        let s = &self.handle.0;
+        s.stop.load(Ordering::Acquire)
+            || s.cancel.load(Ordering::Acquire)
+                && !self
+                    .node
+                    .table_def(&self.table)
+                    .is_ok_and(|d| d.redistribution.is_some_and(|r| r.cancelling))
+            || self.opts.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+
+    /// Runs the workers until every block of the phase is finished (true) or the run is
+    /// interrupted (false).
+    fn move_all(&self) -> Result<bool> {
+        loop {
+            let work = self.node.redistribution_work(&self.table)?;
+            let s = &self.handle.0;
+            s.blocks_total.store(
+                s.blocks_done.load(Ordering::Acquire) + work.len() as u64,
+                Ordering::Release,
+            );
+            if work.is_empty() {
+                return Ok(true);
+            }
+            let mut queue: VecDeque<(u16, Vec<u32>)> = VecDeque::new();
+            for (seg, block) in work {
+                match queue.back_mut() {
+                    Some((s, v)) if *s == seg && v.len() < self.opts.chunk_blocks.max(1) => {
+                        v.push(block)
+                    }
+                    _ => queue.push_back((seg, vec![block])),
+                }
+            }
+            let queue = parking_lot::Mutex::new(queue);
+            let started = Instant::now();
+            let errors: parking_lot::Mutex<Vec<Error>> = parking_lot::Mutex::new(Vec::new());
+            std::thread::scope(|sc| {
+                for _ in 0..self.opts.workers.max(1) {
+                    sc.spawn(|| {
+                        if let Err(e) = self.worker(&queue, started) {
+                            self.handle.stop_internal();
+                            errors.lock().push(e);
+                        }
+                    });
+                }
+            });
+            if let Some(e) = errors.into_inner().into_iter().next() {
+                return Err(e);
+            }
+            if self.interrupted() {
+                return Ok(false);
+            }
+        }
+    }
+
+    fn worker(
+        &self,
+        queue: &parking_lot::Mutex<VecDeque<(u16, Vec<u32>)>>,
+        started: Instant,
+    ) -> Result<()> {
+        let mut idle_rounds = 0u32;
+        loop {
+            if self.interrupted() {
+                return Ok(());
+            }
+            if self.handle.0.paused.load(Ordering::Acquire) {
+                std::thread::sleep(Duration::from_millis(5));
+                continue;
+            }
+            self.throttle(started);
+            let Some((seg, blocks)) = queue.lock().pop_front() else {
+                return Ok(());
+            };
+            let b = self
+                .node
+                .move_blocks(&self.table, seg, &blocks, &self.opts.batch)?;
+            self.handle.add(&b);
+            let mut again: Vec<u32> = b.blocks_again.clone();
+            again.extend(blocks.iter().skip(b.blocks_visited));
+            if again.is_empty() {
+                idle_rounds = 0;
+            } else {
+                // Rows a user transaction holds: revisit later, never wait on them here.
+                if b.blocks_visited > 0 && b.blocks_done.is_empty() {
+                    idle_rounds += 1;
+                    std::thread::sleep(Duration::from_micros(200 * u64::from(idle_rounds.min(50))));
+                }
+                queue.lock().push_back((seg, again));
+            }
+        }
+    }
+
+    /// Sleeps as long as the throttle asks.
+    fn throttle(&self, started: Instant) {
+        let p = self.handle.progress();
+        let mut ahead = Duration::ZERO;
+        if let Some(r) = self.opts.rows_per_s.filter(|r| *r > 0.0) {
+            let due = Duration::from_secs_f64((p.rows_moved + p.rows_flipped) as f64 / r);
+            ahead = ahead.max(due.saturating_sub(started.elapsed()));
+        }
+        if let Some(m) = self.opts.mb_per_s.filter(|m| *m > 0.0) {
+            let due = Duration::from_secs_f64(p.bytes_moved as f64 / (m * 1e6));
+            ahead = ahead.max(due.saturating_sub(started.elapsed()));
+        }
+        if !ahead.is_zero() {
+            std::thread::sleep(ahead.min(Duration::from_millis(100)));
+        }
+    }
+}
+
+impl Handle {
+    fn stop_internal(&self) {
+        self.0.stop.store(true, Ordering::Release);
     }
 }
 
@@ -92,6 +550,11 @@ mod tests {
             to: 4,
             old_bit: false,
         };
+        let c = Cancelling {
+            from: 4,
+            to: 3,
+            old_bit: true,
+        };
         assert!(s.check_transition(r).is_ok());
         assert!(r
             .check_transition(Stable {
@@ -99,12 +562,21 @@ mod tests {
                 bit: true
             })
             .is_ok()); // flip
+        assert!(r.check_transition(c).is_ok()); // cancel
+        assert!(c
+            .check_transition(Stable {
+                layout: 3,
+                bit: false
+            })
+            .is_ok()); // the cancel's flip
         assert!(r
             .check_transition(Stable {
                 layout: 3,
                 bit: false
             })
-            .is_ok()); // cancel
+            .is_err()); // back without moving the rows back
+        assert!(c.check_transition(r).is_err());
+        assert!(c.check_transition(c).is_err());
         assert!(r
             .check_transition(Stable {
                 layout: 4,
@@ -131,6 +603,7 @@ mod tests {
                 bit: true
             })
             .is_err());
+        assert!(s.check_transition(c).is_err());
         assert!(r.check_transition(r).is_err());
     }
 }
