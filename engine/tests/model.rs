@@ -229,7 +229,10 @@ fn finish_redistribution(node: &Node, log: &mut Vec<String>) {
             break;
         }
         // No transaction is open: every block finishes in one visit or two.
-        assert!(round < 3, "the mover does not finish {work:?} after {log:#?}");
+        assert!(
+            round < 3,
+            "the mover does not finish {work:?} after {log:#?}"
+        );
         for (seg, b) in work {
             node.move_blocks(TABLE, seg, &[b], &BatchLimits::default())
                 .unwrap();
