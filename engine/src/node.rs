@@ -160,13 +160,70 @@ pub(crate) struct TableRt {
     pub(crate) def: RwLock<Arc<TableDef>>,
     /// Held shared by every statement on the table, exclusively by DROP and TRUNCATE.
     pub(crate) ddl: RwLock<()>,
-    /// The layout pin: held shared by every DML statement (and bulk load) while it runs,
-    /// exclusively — for a bounded time — by a redistribution's start, cancel and flip.
-    /// SELECT never takes it.
+    /// The layout pin: held shared by every DML statement (and bulk load, and mover
+    /// batch) while it runs, exclusively — for a bounded time — by a redistribution's
+    /// start, cancel and flip. SELECT never takes it. Take it with [`TableRt::pin`].
     pub(crate) pin: RwLock<()>,
+    /// Set while a redistribution step holds new DML off (it then spins for `pin`
+    /// exclusively, so that it takes it the moment the running statements finish).
+    pub(crate) closing: AtomicBool,
+    gate_mx: Mutex<()>,
+    gate_cv: parking_lot::Condvar,
     /// Set (under `ddl` held exclusively) when the table is dropped.
     pub(crate) dropped: AtomicBool,
     pub(crate) parts: RwLock<HashMap<u16, Arc<Part>>>,
+}
+
+impl TableRt {
+    /// Takes the layout pin shared, first waiting while a redistribution step holds DML
+    /// off; the flag says whether it waited.
+    pub(crate) fn pin(&self) -> (parking_lot::RwLockReadGuard<'_, ()>, bool) {
+        let mut waited = false;
+        loop {
+            if self.closing.load(Ordering::SeqCst) {
+                waited = true;
+                let mut g = self.gate_mx.lock();
+                while self.closing.load(Ordering::SeqCst) {
+                    self.gate_cv.wait_for(&mut g, Duration::from_millis(1));
+                }
+            }
+            let guard = self.pin.read();
+            // Checked again after taking it: a step that closed the gate meanwhile is
+            // spinning for the pin; let it have it.
+            if !self.closing.load(Ordering::SeqCst) {
+                return (guard, waited);
+            }
+        }
+    }
+
+    /// Holds new DML off and waits up to `cap` for the running statements to finish;
+    /// on success returns the exclusive pin (call [`TableRt::open_gate`] after dropping
+    /// it). On failure the gate is open again.
+    pub(crate) fn close_gate(
+        &self,
+        cap: Duration,
+    ) -> Option<parking_lot::RwLockWriteGuard<'_, ()>> {
+        self.closing.store(true, Ordering::SeqCst);
+        let t0 = std::time::Instant::now();
+        loop {
+            if let Some(g) = self.pin.try_write() {
+                return Some(g);
+            }
+            if t0.elapsed() >= cap {
+                self.open_gate();
+                return None;
+            }
+            std::hint::spin_loop();
+            std::thread::yield_now();
+        }
+    }
+
+    /// Lets DML in again.
+    pub(crate) fn open_gate(&self) {
+        self.closing.store(false, Ordering::SeqCst);
+        let _g = self.gate_mx.lock();
+        self.gate_cv.notify_all();
+    }
 }
 
 /// One node of segments.
@@ -698,6 +755,9 @@ impl Node {
                         def: RwLock::new(Arc::new(def)),
                         ddl: RwLock::new(()),
                         pin: RwLock::new(()),
+                        closing: AtomicBool::new(false),
+                        gate_mx: Mutex::new(()),
+                        gate_cv: parking_lot::Condvar::new(),
                         dropped: AtomicBool::new(false),
                         parts: RwLock::new(HashMap::new()),
                     }),

@@ -149,10 +149,10 @@ impl Node {
         for attempt in 1..=g.attempts.max(1) {
             report.attempts = attempt;
             let t0 = Instant::now();
-            let guard = rt.pin.try_write_for(g.cap);
-            if let Some(guard) = guard {
+            if let Some(guard) = rt.close_gate(g.cap) {
                 let r = self.failpoint(drained).and_then(|()| f());
                 drop(guard);
+                rt.open_gate();
                 report.dml_stall_us_max =
                     report.dml_stall_us_max.max(t0.elapsed().as_micros() as u64);
                 return r.map(|v| (v, report));
@@ -444,7 +444,7 @@ impl Node {
         let mut xid = None;
         // The pin is held while versions are written, so the phase (and with it the bit
         // they carry) cannot change underneath; it is released before the commit.
-        let pinned = pin.then(|| rt.pin.read());
+        let pinned = pin.then(|| rt.pin());
         let def = rt.def.read().clone();
         let r = Self::redistributing(&def)?;
         let part = rt.parts.read().get(&segment).cloned().ok_or_else(|| {

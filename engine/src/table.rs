@@ -149,6 +149,7 @@ pub struct Txn<'a> {
     cid: u32,
     failed: Option<String>,
     done: bool,
+    waits: std::cell::Cell<u64>,
 }
 
 impl std::fmt::Debug for Txn<'_> {
@@ -162,6 +163,8 @@ struct Stmt<'r> {
     rt: &'r TableRt,
     def: Arc<TableDef>,
     snap: Snapshot,
+    /// A DML statement's layout pin; given up while it waits for a row lock.
+    pin: std::cell::RefCell<Option<parking_lot::RwLockReadGuard<'r, ()>>>,
 }
 
 impl Stmt<'_> {
@@ -343,6 +346,7 @@ impl Node {
             cid: 0,
             failed: None,
             done: false,
+            waits: std::cell::Cell::new(0),
         })
     }
 
@@ -355,7 +359,7 @@ impl Node {
     {
         let rt = self.table_rt_by_name(table)?;
         let _ddl = rt.ddl.read();
-        let _pin = rt.pin.read();
+        let _pin = rt.pin();
         if rt.dropped.load(Ordering::Acquire) {
             return Err(Error::NoSuchTable(table.to_string()));
         }
@@ -550,6 +554,13 @@ impl<'a> Txn<'a> {
         self.xid
     }
 
+    /// Times a statement of this transaction waited: for a row lock another transaction
+    /// held, or for its table's layout pin while a redistribution step held DML. SELECT
+    /// statements never wait, so a read-only transaction always reports 0.
+    pub fn lock_waits(&self) -> u64 {
+        self.waits.get()
+    }
+
     /// Runs one statement on `table`: checks the transaction is usable, holds the table
     /// against DROP/TRUNCATE, takes the statement's snapshot, and on error marks the
     /// transaction failed.
@@ -577,12 +588,17 @@ impl<'a> Txn<'a> {
             if rt.dropped.load(Ordering::Acquire) {
                 return Err(Error::NoSuchTable(table.to_string()));
             }
-            let _pin = dml.then(|| rt.pin.read());
+            let pin = dml.then(|| self.pin(&rt));
             let stmt = loop {
                 let def = rt.def.read().clone();
                 let snap = self.node.txns.snapshot(self.xid, self.cid);
                 if Arc::ptr_eq(&def, &rt.def.read()) {
-                    break Stmt { rt: &rt, def, snap };
+                    break Stmt {
+                        rt: &rt,
+                        def,
+                        snap,
+                        pin: std::cell::RefCell::new(pin),
+                    };
                 }
             };
             let r = f(self, &stmt);
@@ -597,18 +613,26 @@ impl<'a> Txn<'a> {
         r
     }
 
+    /// Takes the layout pin of `rt`, counting a wait if a redistribution step holds it.
+    fn pin<'r>(&self, rt: &'r TableRt) -> parking_lot::RwLockReadGuard<'r, ()> {
+        let (guard, waited) = rt.pin();
+        if waited {
+            self.waits.set(self.waits.get() + 1);
+        }
+        guard
+    }
+
     /// INSERT: routes the row to its key's segment.
     pub fn insert(&mut self, table: &str, row: Row) -> Result<()> {
         self.statement(table, true, |tx, st| {
             let row = coerce_row(&st.def, row)?;
-            tx.write_version(st, &row)?;
+            tx.write_version(st, &st.def, &row)?;
             Ok(())
         })
     }
 
     /// Writes a new version of a row to its segment in the write layout.
-    fn write_version(&self, st: &Stmt<'_>, row: &[Value]) -> Result<NextVersion> {
-        let def = &st.def;
+    fn write_version(&self, st: &Stmt<'_>, def: &TableDef, row: &[Value]) -> Result<NextVersion> {
         let (layout, bit) = def.write_layout();
         let segment = self.node.place(layout, def, row);
         let part = st.part(segment)?;
@@ -907,6 +931,12 @@ impl<'a> Txn<'a> {
         mut f: Option<F>,
     ) -> Result<u64> {
         let mut n = 0;
+        // The definition new versions follow: a wait for a row lock gives up the layout
+        // pin (so that a redistribution step is not held by it), and a step that ran
+        // meanwhile changes where new versions go. The rows found under the older
+        // definition are still right: its lookups covered the newer one's segments,
+        // and moved or updated rows are followed to their newest version.
+        let mut def = st.def.clone();
         for mut cur in found {
             loop {
                 // Versions never change content, so the new row can be computed before
@@ -923,7 +953,7 @@ impl<'a> Txn<'a> {
                 {
                     Claim::Claimed => {
                         if let Some(row) = new_row {
-                            let next = self.write_version(st, &row)?;
+                            let next = self.write_version(st, &def, &row)?;
                             self.node.claim_version(
                                 self.xid,
                                 self.cid,
@@ -937,11 +967,17 @@ impl<'a> Txn<'a> {
                         break;
                     }
                     Claim::Busy(holder) => {
+                        self.waits.set(self.waits.get() + 1);
+                        let pinned = st.pin.borrow_mut().take().is_some();
                         self.node.txns.wait_for(
                             self.xid,
                             holder,
                             self.node.options().lock_timeout,
                         )?;
+                        if pinned {
+                            *st.pin.borrow_mut() = Some(self.pin(st.rt));
+                            def = st.rt.def.read().clone();
+                        }
                     }
                     Claim::Ended { next: None, .. } => break,
                     Claim::Ended { xmax, .. } if xmax == self.xid => break,
