@@ -80,8 +80,11 @@ pub struct BatchReport {
     /// Blocks visited but not finished (a row locked by a user transaction, an insert
     /// not yet committed, or the batch's limits): visit them again.
     pub blocks_again: Vec<u32>,
-    /// Rows given a new version in their new segment.
+    /// Rows given a new version in their new segment (with `rewrite_all`, also rows
+    /// rewritten on their own segment).
     pub rows_moved: u64,
+    /// Rows whose new version is on another segment than the old one.
+    pub rows_relocated: u64,
     /// Rows that stay, their migration bit flipped in place.
     pub rows_flipped: u64,
     /// Rows skipped because a user transaction held them.
@@ -97,6 +100,7 @@ pub struct BatchReport {
 impl BatchReport {
     fn absorb(&mut self, o: &BatchReport) {
         self.rows_moved += o.rows_moved;
+        self.rows_relocated += o.rows_relocated;
         self.rows_flipped += o.rows_flipped;
         self.rows_skipped += o.rows_skipped;
         self.bytes_moved += o.bytes_moved;
@@ -623,6 +627,7 @@ impl Node {
                 )?;
                 self.failpoint("move.old_version_ended")?;
                 report.rows_moved += 1;
+                report.rows_relocated += u64::from(to != segment);
                 report.bytes_moved += (bytes.len() + crate::tuple::TUPLE_HEADER_BYTES) as u64;
                 rows += 1;
             }

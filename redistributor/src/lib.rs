@@ -184,6 +184,7 @@ struct Shared {
     blocks_total: AtomicU64,
     blocks_done: AtomicU64,
     rows_moved: AtomicU64,
+    rows_relocated: AtomicU64,
     rows_flipped: AtomicU64,
     rows_skipped: AtomicU64,
     bytes_moved: AtomicU64,
@@ -205,6 +206,8 @@ pub struct Progress {
     pub blocks_done: u64,
     /// Rows given a new version on their new segment.
     pub rows_moved: u64,
+    /// Rows whose new version went to another segment.
+    pub rows_relocated: u64,
     /// Rows that stayed, their bit flipped in place.
     pub rows_flipped: u64,
     /// Times a row was skipped because a user transaction held it.
@@ -245,6 +248,7 @@ impl Handle {
             blocks_total: g(&s.blocks_total),
             blocks_done: g(&s.blocks_done),
             rows_moved: g(&s.rows_moved),
+            rows_relocated: g(&s.rows_relocated),
             rows_flipped: g(&s.rows_flipped),
             rows_skipped: g(&s.rows_skipped),
             bytes_moved: g(&s.bytes_moved),
@@ -258,6 +262,8 @@ impl Handle {
         s.blocks_done
             .fetch_add(b.blocks_done.len() as u64, Ordering::AcqRel);
         s.rows_moved.fetch_add(b.rows_moved, Ordering::AcqRel);
+        s.rows_relocated
+            .fetch_add(b.rows_relocated, Ordering::AcqRel);
         s.rows_flipped.fetch_add(b.rows_flipped, Ordering::AcqRel);
         s.rows_skipped.fetch_add(b.rows_skipped, Ordering::AcqRel);
         s.bytes_moved.fetch_add(b.bytes_moved, Ordering::AcqRel);

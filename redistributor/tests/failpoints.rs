@@ -182,7 +182,7 @@ fn case(name: &str, action: FailAction, seed: u64) {
     }
     node.clear_failpoints();
     let (node, vfs) = if node.is_poisoned() {
-        let mode = if seed % 2 == 0 {
+        let mode = if seed.is_multiple_of(2) {
             CrashMode::DropUnsynced
         } else {
             CrashMode::KeepUnsyncedTearLast { sectors: 3 }
