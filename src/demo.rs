@@ -220,7 +220,11 @@ pub fn run(a: &DemoArgs) -> Result<(), Error> {
     let report = verify_dir(&RealVfs, &a.dir)?;
 
     let lat = |i: usize| {
-        let mut v = load.lat[i].lock().clone();
+        let mut v = load
+            .lat
+            .get(i)
+            .map(|m| m.lock().clone())
+            .unwrap_or_default();
         v.sort_unstable();
         v
     };
@@ -518,7 +522,7 @@ fn dml(node: &Node, load: &Load, live: &parking_lot::Mutex<Vec<i64>>, next_id: &
                 tx.update(TABLE, &[Value::Int8(b)], add(amount))?;
             }
             let mut replaced = None;
-            if n % 4 == 0 {
+            if n.is_multiple_of(4) {
                 let old = tx.get(TABLE, &[Value::Int8(a)])?;
                 if let Some(r) = old.first() {
                     let new_id = next_id.fetch_add(1, Ordering::AcqRel) as i64;
