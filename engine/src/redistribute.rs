@@ -118,10 +118,12 @@ pub struct OfflineReport {
     pub locked_us: u64,
 }
 
-/// WAL bytes of an in-place flip record changing `n` slots (header, page, bit, count,
-/// slots).
-fn flip_record_bytes(n: usize) -> u64 {
-    (crate::wal::record::HEADER_BYTES + 10 + 1 + 2 + 2 * n) as u64
+/// WAL bytes of an in-place flip record changing `slots` (header, page, bit, first
+/// slot, span, bitmap).
+fn flip_record_bytes(slots: &[u16]) -> u64 {
+    let first = slots.iter().copied().min().unwrap_or(0);
+    let span = slots.iter().copied().max().map_or(0, |m| m - first + 1);
+    (crate::wal::record::HEADER_BYTES + 10 + 1 + 2 + 2 + usize::from(span).div_ceil(8)) as u64
 }
 
 /// A version nobody can see as live any more, or never could: its insert aborted, or a
@@ -632,20 +634,20 @@ impl Node {
                 rows += 1;
             }
             if !stays.is_empty() {
-                let n = self.flip_bits(part, block, &stays, dest_bit)?;
+                let flipped = self.flip_bits(part, block, &stays, dest_bit)?;
                 self.failpoint("move.bits_flipped")?;
-                report.rows_flipped += n as u64;
+                report.rows_flipped += flipped.len() as u64;
                 report.bytes_flipped += stay_bytes;
-                report.flip_wal_bytes += flip_record_bytes(n);
-                rows += n;
+                report.flip_wal_bytes += flip_record_bytes(&flipped);
+                rows += flipped.len();
             }
         }
         Ok(())
     }
 
     /// Sets the migration bit of the tuples in `slots` of `block` that still carry the
-    /// other bit, in one logged step under the page lock; returns how many changed.
-    fn flip_bits(&self, part: &Part, block: u32, slots: &[u16], bit: bool) -> Result<usize> {
+    /// other bit, in one logged step under the page lock; returns the slots changed.
+    fn flip_bits(&self, part: &Part, block: u32, slots: &[u16], bit: bool) -> Result<Vec<u16>> {
         let heap = part.heap();
         let cp = heap.page(block)?;
         let mut p = cp.page.write();
@@ -659,7 +661,7 @@ impl Node {
             })
             .collect();
         if slots.is_empty() {
-            return Ok(0);
+            return Ok(slots);
         }
         let before = p.lsn();
         if !set_bits_in_place(&mut p, bit, &slots) {
@@ -672,7 +674,6 @@ impl Node {
             table: heap.table(),
             block,
         };
-        let n = slots.len();
         let lsn = self.wal.append_page(0, before, |full| {
             if full {
                 image_body(page, &p)
@@ -686,7 +687,7 @@ impl Node {
         })?;
         p.set_lsn(lsn);
         cp.mark_dirty();
-        Ok(n)
+        Ok(slots)
     }
 
     /// The offline baseline, gpexpand's way: locks the table against every statement

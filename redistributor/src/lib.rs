@@ -471,8 +471,15 @@ impl Redistributor {
                     });
                 }
             });
-            if let Some(e) = errors.into_inner().into_iter().next() {
-                return Err(e);
+            // The root cause, not a worker's echo of it (another worker that then
+            // found the node poisoned).
+            let mut errors = errors.into_inner();
+            if let Some(i) = errors
+                .iter()
+                .position(|e| !matches!(e, Error::Poisoned(_)))
+                .or((!errors.is_empty()).then_some(0))
+            {
+                return Err(errors.swap_remove(i));
             }
             if self.interrupted() {
                 return Ok(false);

@@ -231,11 +231,19 @@ impl Body {
                 bit,
                 slots,
             } => {
+                // The slots as a bitmap from the first one: a page's stayers cost a
+                // bit each, not two bytes.
                 page(w, p);
-                w.u8(u8::from(*bit)).u16(slots.len() as u16);
+                let first = slots.iter().copied().min().unwrap_or(0);
+                let span = slots.iter().copied().max().map_or(0, |m| m - first + 1);
+                let mut bits = vec![0u8; usize::from(span).div_ceil(8)];
                 for s in slots {
-                    w.u16(*s);
+                    let i = usize::from(s - first);
+                    if let Some(b) = bits.get_mut(i / 8) {
+                        *b |= 1 << (i % 8);
+                    }
                 }
+                w.u8(u8::from(*bit)).u16(first).u16(span).bytes(&bits);
             }
             Body::DropTable { table } | Body::TruncateTable { table } => {
                 w.u32(*table);
@@ -309,8 +317,22 @@ impl Body {
                     1 => true,
                     _ => return None,
                 };
-                let n = r.u16()?;
-                let slots = (0..n).map(|_| r.u16()).collect::<Option<Vec<_>>>()?;
+                let first = r.u16()?;
+                let span = r.u16()?;
+                let bits = r.bytes(usize::from(span).div_ceil(8))?;
+                let slots: Vec<u16> = (0..span)
+                    .filter(|i| {
+                        bits.get(usize::from(*i) / 8)
+                            .is_some_and(|b| b & (1 << (i % 8)) != 0)
+                    })
+                    .map(|i| first.checked_add(i))
+                    .collect::<Option<Vec<_>>>()?;
+                if slots.is_empty()
+                    || slots.first() != Some(&first)
+                    || slots.last() != Some(&(first + span - 1))
+                {
+                    return None;
+                }
                 Body::HeapSetBit { page, bit, slots }
             }
             kind::DROP_TABLE => Body::DropTable { table: r.u32()? },
@@ -507,6 +529,20 @@ mod tests {
             },
             Body::DropTable { table: 4 },
             Body::TruncateTable { table: 5 },
+            Body::PutTable {
+                def: crate::catalog::tests::sample().tables.remove(0),
+            },
+            Body::RetireSegment { content: 6 },
+            Body::HeapSetBit {
+                page,
+                bit: true,
+                slots: vec![3, 4, 9, 17],
+            },
+            Body::HeapSetBit {
+                page,
+                bit: false,
+                slots: vec![70],
+            },
             Body::HeapInsert {
                 page,
                 slot: 2,
