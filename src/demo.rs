@@ -98,16 +98,13 @@ struct Load {
     scans: AtomicU64,
     dml_txns: AtomicU64,
     /// SELECT latencies (ns) per phase.
-    lat: [parking_lot::Mutex<Vec<u32>>; 3],
+    lat: [parking_lot::Mutex<Vec<u64>>; 3],
 }
 
 /// The `p` quantile of sorted nanosecond latencies, in µs (0 when empty).
-fn percentile(v: &[u32], p: f64) -> String {
+fn percentile(v: &[u64], p: f64) -> String {
     let i = (v.len().saturating_sub(1) as f64 * p).round() as usize;
-    format!(
-        "{:.1}",
-        v.get(i).copied().map_or(0.0, |ns| f64::from(ns) / 1e3)
-    )
+    format!("{:.1}", v.get(i).copied().map_or(0.0, |ns| ns as f64 / 1e3))
 }
 
 /// Runs the demo.
@@ -428,7 +425,7 @@ fn redistribute(
 
 fn point_selects(node: &Node, load: &Load, rows: u64) {
     let mut x = 0x9e37_79b9_u64;
-    let mut local: [Vec<u32>; 3] = Default::default();
+    let mut local: [Vec<u64>; 3] = Default::default();
     while !load.stop.load(Ordering::Acquire) {
         let Ok(mut tx) = node.begin() else {
             load.select_errors.fetch_add(1, Ordering::Relaxed);
@@ -442,7 +439,7 @@ fn point_selects(node: &Node, load: &Load, rows: u64) {
             let phase = usize::from(load.phase.load(Ordering::Acquire)).min(2);
             let t = Instant::now();
             let r = tx.get(TABLE, &[Value::Int8(id)]);
-            let ns = t.elapsed().as_nanos().min(u128::from(u32::MAX)) as u32;
+            let ns = t.elapsed().as_nanos().min(u128::from(u64::MAX)) as u64;
             if r.is_err() {
                 load.select_errors.fetch_add(1, Ordering::Relaxed);
                 break;

@@ -702,7 +702,7 @@ impl Node {
     ) -> Result<OfflineReport> {
         let rt = self.table_rt_by_name(table)?;
         let t0 = Instant::now();
-        let _ddl = rt.ddl.write();
+        let mut ddl = rt.ddl.write();
         if rt.dropped.load(std::sync::atomic::Ordering::Acquire) {
             return Err(Error::NoSuchTable(table.to_string()));
         }
@@ -720,6 +720,7 @@ impl Node {
                 break;
             }
             let mut i = 0;
+            let mut again = 0;
             while let Some((seg, _)) = work.get(i) {
                 let blocks: Vec<u32> = work
                     .iter()
@@ -729,10 +730,20 @@ impl Node {
                     .collect();
                 let b = self.move_in(&rt, *seg, &blocks, &limits, false)?;
                 total.absorb(&b);
+                again += b.blocks_again.len();
                 i += b.blocks_visited.max(1);
+            }
+            if again > 0 {
+                // Rows held by open transactions: their holders may be waiting for this
+                // lock in their next statement. Unlike a transaction-scoped table lock,
+                // this one is per statement, so let them through for a moment.
+                drop(ddl);
+                std::thread::sleep(Duration::from_millis(1));
+                ddl = rt.ddl.write();
             }
         }
         self.flip_in(&rt, &gate)?;
+        drop(ddl);
         Ok(OfflineReport {
             batches: total,
             locked_us: t0.elapsed().as_micros() as u64,
