@@ -9,7 +9,7 @@
 //! emptied segments, verifies every row and prints a summary (`--json`: one JSON
 //! object on stdout).
 
-use segexpand_engine::redistribute::BatchLimits;
+use segexpand_engine::redistribute::{BatchLimits, MoveCounts};
 use segexpand_engine::verify::verify_dir;
 use segexpand_engine::vfs::RealVfs;
 use segexpand_engine::{Error, Layout, Node, NodeOptions, Row, TableSpec, Type, Value};
@@ -228,7 +228,8 @@ pub fn run(a: &DemoArgs) -> Result<(), Error> {
     let (idle, during) = (lat(0), lat(1));
     let expected_fraction = f64::from(from.abs_diff(to)) / f64::from(from.max(to));
     let p = &summary;
-    let handled = (p.rows_moved_or_rewritten + p.rows_flipped) as f64;
+    let c = &p.counts;
+    let handled = (c.rows_moved + c.rows_flipped) as f64;
     let fields: Vec<(&str, String)> = vec![
         (
             "mode",
@@ -243,12 +244,12 @@ pub fn run(a: &DemoArgs) -> Result<(), Error> {
         ("rows_not_found_by_key", by_key_missing.to_string()),
         ("placement_problems", placement.len().to_string()),
         ("checksum_ok", (sum == sum0).to_string()),
-        ("rows_moved", p.rows_relocated.to_string()),
-        ("rows_rewritten", p.rows_moved_or_rewritten.to_string()),
-        ("rows_flipped_in_place", p.rows_flipped.to_string()),
+        ("rows_moved", c.rows_relocated.to_string()),
+        ("rows_rewritten", c.rows_moved.to_string()),
+        ("rows_flipped_in_place", c.rows_flipped.to_string()),
         (
             "moved_fraction",
-            format!("{:.4}", p.rows_relocated as f64 / handled.max(1.0)),
+            format!("{:.4}", c.rows_relocated as f64 / handled.max(1.0)),
         ),
         ("moved_fraction_expected", format!("{expected_fraction:.4}")),
         ("select_count_idle", idle.len().to_string()),
@@ -284,14 +285,14 @@ pub fn run(a: &DemoArgs) -> Result<(), Error> {
         ),
         (
             "mover_mb_per_s",
-            format!("{:.2}", p.bytes_moved as f64 / 1e6 / p.mover_s.max(1e-9)),
+            format!("{:.2}", c.bytes_moved as f64 / 1e6 / p.mover_s.max(1e-9)),
         ),
         ("mover_workers", a.workers.to_string()),
         (
             "stay_bytes_written_ratio",
             format!(
                 "{:.4}",
-                p.flip_wal_bytes as f64 / (p.bytes_flipped as f64).max(1.0)
+                c.flip_wal_bytes as f64 / (c.bytes_flipped as f64).max(1.0)
             ),
         ),
         ("redistribute_s", format!("{:.3}", p.redistribute_s)),
@@ -329,12 +330,7 @@ pub fn run(a: &DemoArgs) -> Result<(), Error> {
 
 #[derive(Default)]
 struct Summary {
-    rows_relocated: u64,
-    rows_moved_or_rewritten: u64,
-    rows_flipped: u64,
-    bytes_moved: u64,
-    bytes_flipped: u64,
-    flip_wal_bytes: u64,
+    counts: MoveCounts,
     mover_s: f64,
     redistribute_s: f64,
     start_stall_us: u64,
@@ -351,10 +347,7 @@ fn redistribute(
     let t0 = Instant::now();
     if a.offline {
         let r = node.redistribute_offline(TABLE, target, &BatchLimits::default())?;
-        let b = &r.batches;
-        out.rows_relocated = b.rows_relocated;
-        out.rows_moved_or_rewritten = b.rows_moved;
-        out.bytes_moved = b.bytes_moved;
+        out.counts = r.counts;
         out.mover_s = r.locked_us as f64 / 1e6;
         out.redistribute_s = t0.elapsed().as_secs_f64();
         // Every DML statement was held for the whole rewrite.
@@ -386,9 +379,9 @@ fn redistribute(
                     frac * 100.0,
                     p.blocks_done,
                     p.blocks_total,
-                    p.rows_moved,
-                    p.rows_flipped,
-                    p.rows_skipped
+                    p.counts.rows_moved,
+                    p.counts.rows_flipped,
+                    p.counts.rows_skipped
                 );
                 if tty {
                     eprint!("\r{line}");
@@ -408,12 +401,7 @@ fn redistribute(
         return Err(bad(format!("redistribution ended {:?}", outcome.finish)));
     }
     let p = outcome.progress;
-    out.rows_relocated = p.rows_relocated;
-    out.rows_moved_or_rewritten = p.rows_moved;
-    out.rows_flipped = p.rows_flipped;
-    out.bytes_moved = p.bytes_moved;
-    out.bytes_flipped = p.bytes_flipped;
-    out.flip_wal_bytes = p.flip_wal_bytes;
+    out.counts = p.counts;
     out.mover_s = outcome.mover_s;
     out.redistribute_s = t0.elapsed().as_secs_f64();
     out.start_stall_us = r.start_report().map_or(0, |s| s.dml_stall_us_max);

@@ -7,7 +7,7 @@
 //! `cargo run --release -p segexpand-bench --example mover_vs_seq_write [rows]`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
-use segexpand_engine::redistribute::{BatchLimits, GateOptions};
+use segexpand_engine::redistribute::{BatchLimits, GateOptions, MoveCounts};
 use segexpand_engine::{Layout, Node, NodeOptions, TableSpec, Type, Value};
 use std::io::Write;
 use std::time::Instant;
@@ -54,7 +54,7 @@ fn main() {
         v
     };
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let totals = totals::Totals::default();
+    let totals = std::sync::Mutex::new(MoveCounts::default());
     std::thread::scope(|s| {
         for _ in 0..2 {
             s.spawn(|| loop {
@@ -67,7 +67,7 @@ fn main() {
                     let b = node
                         .move_blocks("t", *seg, &left, &BatchLimits::default())
                         .unwrap();
-                    totals.add(&b);
+                    totals.lock().unwrap().add(&b.counts);
                     left = left.split_off(b.blocks_visited.max(1).min(left.len()));
                 }
             });
@@ -79,7 +79,14 @@ fn main() {
     assert!(node.redistribution_work("t").unwrap().is_empty());
     node.flip_redistribution("t", &GateOptions::default())
         .unwrap();
-    let (moved, flipped, bytes_moved, bytes_flipped, flip_wal) = totals.get();
+    let c = totals.into_inner().unwrap();
+    let (moved, flipped, bytes_moved, bytes_flipped, flip_wal) = (
+        c.rows_moved,
+        c.rows_flipped,
+        c.bytes_moved,
+        c.bytes_flipped,
+        c.flip_wal_bytes,
+    );
     println!(
         "mover: {moved} rows moved ({:.1} MB of new versions), {flipped} flipped in place, \
          {:.1} MB of WAL in {mover_s:.2} s = {:.1} MB/s of WAL ({:.1} MB/s of new versions)",
@@ -116,30 +123,4 @@ fn main() {
         wal_bytes as f64 / 1e6 / seq_s,
         seq_s / mover_s
     );
-}
-
-mod totals {
-    use segexpand_engine::redistribute::BatchReport;
-    use std::sync::atomic::{AtomicU64, Ordering};
-
-    #[derive(Default)]
-    pub struct Totals([AtomicU64; 5]);
-
-    impl Totals {
-        pub fn add(&self, b: &BatchReport) {
-            for (a, v) in self.0.iter().zip([
-                b.rows_moved,
-                b.rows_flipped,
-                b.bytes_moved,
-                b.bytes_flipped,
-                b.flip_wal_bytes,
-            ]) {
-                a.fetch_add(v, Ordering::AcqRel);
-            }
-        }
-        pub fn get(&self) -> (u64, u64, u64, u64, u64) {
-            let g = |i: usize| self.0[i].load(Ordering::Acquire);
-            (g(0), g(1), g(2), g(3), g(4))
-        }
-    }
 }

@@ -119,11 +119,6 @@ impl Part {
         &self.heap
     }
 
-    /// The index over `key`, if this part has one.
-    pub(crate) fn index_on(&self, key: &[u16]) -> Option<Arc<KeyedIndex>> {
-        self.indexes.read().iter().find(|ix| ix.key == key).cloned()
-    }
-
     /// Adds a version of `row` at `tid` to every index.
     pub(crate) fn index_row(&self, def: &TableDef, row: &[crate::types::Value], tid: Tid) {
         for ix in self.indexes.read().iter() {
@@ -213,8 +208,13 @@ impl TableRt {
                 self.open_gate();
                 return None;
             }
+            // Running statements take microseconds: stay on the CPU for a while (a
+            // yield can cost a whole time slice on a busy machine), then yield so that
+            // a preempted holder can finish.
             std::hint::spin_loop();
-            std::thread::yield_now();
+            if t0.elapsed() >= Duration::from_micros(200) {
+                std::thread::yield_now();
+            }
         }
     }
 

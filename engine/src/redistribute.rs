@@ -69,6 +69,40 @@ impl Default for BatchLimits {
     }
 }
 
+/// What the mover did: rows and bytes (one batch's, or totals).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MoveCounts {
+    /// Rows given a new version in their new segment (with `rewrite_all`, also rows
+    /// rewritten on their own segment).
+    pub rows_moved: u64,
+    /// Rows whose new version is on another segment than the old one.
+    pub rows_relocated: u64,
+    /// Rows that stay, their migration bit flipped in place.
+    pub rows_flipped: u64,
+    /// Rows skipped because a user transaction held them (or their insert had not
+    /// committed yet).
+    pub rows_skipped: u64,
+    /// Bytes of the new versions written (tuple headers included).
+    pub bytes_moved: u64,
+    /// Bytes of the rows flipped in place (what a copy would have written).
+    pub bytes_flipped: u64,
+    /// WAL bytes of the in-place flips (what they did write; page images excluded).
+    pub flip_wal_bytes: u64,
+}
+
+impl MoveCounts {
+    /// Adds `o` to these counts.
+    pub fn add(&mut self, o: &MoveCounts) {
+        self.rows_moved += o.rows_moved;
+        self.rows_relocated += o.rows_relocated;
+        self.rows_flipped += o.rows_flipped;
+        self.rows_skipped += o.rows_skipped;
+        self.bytes_moved += o.bytes_moved;
+        self.bytes_flipped += o.bytes_flipped;
+        self.flip_wal_bytes += o.flip_wal_bytes;
+    }
+}
+
 /// What one mover batch did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BatchReport {
@@ -80,50 +114,17 @@ pub struct BatchReport {
     /// Blocks visited but not finished (a row locked by a user transaction, an insert
     /// not yet committed, or the batch's limits): visit them again.
     pub blocks_again: Vec<u32>,
-    /// Rows given a new version in their new segment (with `rewrite_all`, also rows
-    /// rewritten on their own segment).
-    pub rows_moved: u64,
-    /// Rows whose new version is on another segment than the old one.
-    pub rows_relocated: u64,
-    /// Rows that stay, their migration bit flipped in place.
-    pub rows_flipped: u64,
-    /// Rows skipped because a user transaction held them.
-    pub rows_skipped: u64,
-    /// Bytes of the new versions written (tuple headers included).
-    pub bytes_moved: u64,
-    /// Bytes of the rows flipped in place (what a copy would have written).
-    pub bytes_flipped: u64,
-    /// WAL bytes of the in-place flips (what they did write; page images excluded).
-    pub flip_wal_bytes: u64,
-}
-
-impl BatchReport {
-    fn absorb(&mut self, o: &BatchReport) {
-        self.rows_moved += o.rows_moved;
-        self.rows_relocated += o.rows_relocated;
-        self.rows_flipped += o.rows_flipped;
-        self.rows_skipped += o.rows_skipped;
-        self.bytes_moved += o.bytes_moved;
-        self.bytes_flipped += o.bytes_flipped;
-        self.flip_wal_bytes += o.flip_wal_bytes;
-    }
+    /// Rows and bytes.
+    pub counts: MoveCounts,
 }
 
 /// What the offline baseline did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OfflineReport {
     /// Totals over every batch.
-    pub batches: BatchReport,
+    pub counts: MoveCounts,
     /// Time the table was locked against every statement (µs).
     pub locked_us: u64,
-}
-
-/// WAL bytes of an in-place flip record changing `slots` (header, page, bit, first
-/// slot, span, bitmap).
-fn flip_record_bytes(slots: &[u16]) -> u64 {
-    let first = slots.iter().copied().min().unwrap_or(0);
-    let span = slots.iter().copied().max().map_or(0, |m| m - first + 1);
-    (crate::wal::record::HEADER_BYTES + 10 + 1 + 2 + 2 + usize::from(span).div_ceil(8)) as u64
 }
 
 /// A version nobody can see as live any more, or never could: its insert aborted, or a
@@ -547,6 +548,8 @@ impl Node {
         let old_bit = !dest_bit;
         let natts = def.columns.len() as u16;
         let heap = part.heap().clone();
+        // The parts new versions go to, looked up once per batch.
+        let dest_parts = rt.parts.read().clone();
         let t0 = Instant::now();
         let mut rows = 0usize;
         let mut row = Vec::new();
@@ -587,7 +590,7 @@ impl Node {
                     } else if self.clog().get(h.xmin) == XidStatus::Committed {
                         moves.push((slot, to, payload(t).to_vec(), std::mem::take(&mut row)));
                     } else {
-                        report.rows_skipped += 1; // its insert has not committed yet
+                        report.counts.rows_skipped += 1; // its insert has not committed yet
                     }
                 }
             }
@@ -604,17 +607,17 @@ impl Node {
                 match self.claim_version(x, 0, part, tid, FLAG_MOVED, None)? {
                     Claim::Claimed => {}
                     Claim::Busy(_) => {
-                        report.rows_skipped += 1;
+                        report.counts.rows_skipped += 1;
                         continue;
                     }
                     Claim::Ended { .. } => continue,
                 }
                 self.failpoint("move.old_version_claimed")?;
-                let dpart = rt.parts.read().get(&to).cloned().ok_or_else(|| {
+                let dpart = dest_parts.get(&to).ok_or_else(|| {
                     Error::InvalidArgument(format!("table {:?} has no segment {to}", def.name))
                 })?;
                 let new_tid =
-                    self.insert_tuple(x, 0, &dpart, dest_bit, natts, &bytes, Some((def, &row)))?;
+                    self.insert_tuple(x, 0, dpart, dest_bit, natts, &bytes, Some((def, &row)))?;
                 self.failpoint("move.new_version_written")?;
                 self.claim_version(
                     x,
@@ -628,17 +631,18 @@ impl Node {
                     }),
                 )?;
                 self.failpoint("move.old_version_ended")?;
-                report.rows_moved += 1;
-                report.rows_relocated += u64::from(to != segment);
-                report.bytes_moved += (bytes.len() + crate::tuple::TUPLE_HEADER_BYTES) as u64;
+                report.counts.rows_moved += 1;
+                report.counts.rows_relocated += u64::from(to != segment);
+                report.counts.bytes_moved +=
+                    (bytes.len() + crate::tuple::TUPLE_HEADER_BYTES) as u64;
                 rows += 1;
             }
             if !stays.is_empty() {
                 let flipped = self.flip_bits(part, block, &stays, dest_bit)?;
                 self.failpoint("move.bits_flipped")?;
-                report.rows_flipped += flipped.len() as u64;
-                report.bytes_flipped += stay_bytes;
-                report.flip_wal_bytes += flip_record_bytes(&flipped);
+                report.counts.rows_flipped += flipped.len() as u64;
+                report.counts.bytes_flipped += stay_bytes;
+                report.counts.flip_wal_bytes += crate::wal::record::set_bit_record_bytes(&flipped);
                 rows += flipped.len();
             }
         }
@@ -712,7 +716,7 @@ impl Node {
             rewrite_all: true,
             ..*limits
         };
-        let mut total = BatchReport::default();
+        let mut total = MoveCounts::default();
         loop {
             let def = rt.def.read().clone();
             let work = Self::work_of(&rt, Self::redistributing(&def)?);
@@ -729,7 +733,7 @@ impl Node {
                     .map(|(_, b)| *b)
                     .collect();
                 let b = self.move_in(&rt, *seg, &blocks, &limits, false)?;
-                total.absorb(&b);
+                total.add(&b.counts);
                 again += b.blocks_again.len();
                 i += b.blocks_visited.max(1);
             }
@@ -745,7 +749,7 @@ impl Node {
         self.flip_in(&rt, &gate)?;
         drop(ddl);
         Ok(OfflineReport {
-            batches: total,
+            counts: total,
             locked_us: t0.elapsed().as_micros() as u64,
         })
     }
@@ -787,19 +791,18 @@ impl Node {
         }
         let horizon = self.txn_manager().horizon();
         for rt in &rts {
+            if !rt.parts.read().contains_key(&content) {
+                continue;
+            }
             self.prune(content, rt.id, horizon)?;
-            let part = rt.parts.read().get(&content).cloned();
-            if let Some(part) = part {
-                let mut left = 0;
-                self.for_each_tuple(content, rt.id, |_, _, _| left += 1)?;
-                if left > 0 {
-                    let _ = part;
-                    return Err(Error::Redistribution(format!(
-                        "segment {content} still holds {left} versions of table {:?} that \
-                         running transactions may see; retry when they have ended",
-                        rt.def.read().name
-                    )));
-                }
+            let mut left = 0;
+            self.for_each_tuple(content, rt.id, |_, _, _| left += 1)?;
+            if left > 0 {
+                return Err(Error::Redistribution(format!(
+                    "segment {content} still holds {left} versions of table {:?} that \
+                     running transactions may see; retry when they have ended",
+                    rt.def.read().name
+                )));
             }
         }
         {

@@ -711,14 +711,16 @@ impl<'a> Txn<'a> {
         let mut out = Vec::new();
         let mut visit = |segment: u16| -> Result<()> {
             let part = st.part(segment)?;
-            let Some(ix) = part.index_on(&def.layout.key) else {
+            // Lock order: index set, index, then page (writers never hold a page lock
+            // while they take an index lock), so the index is walked in place.
+            let ixs = part.indexes.read();
+            let Some(ix) = ixs.iter().find(|ix| ix.key == def.layout.key) else {
                 // The index over this key is gone: a statement that read the definition
                 // before a flip changed the key, and cleanup dropped the index since.
                 // Rare; a scan of the segment answers it.
+                drop(ixs);
                 return self.find_by_scan(st, &part, segment, &want, &mut out);
             };
-            // Lock order: index, then page (writers never hold a page lock while they
-            // take the index lock), so the index is walked in place, without a copy.
             let index = ix.map.read();
             let mut r = Ok(());
             index.for_each(hash, |tid| {

@@ -23,10 +23,12 @@
 //! assert_eq!(node.table_def("t").unwrap().layout.segments, 3);
 //! ```
 
-use segexpand_engine::redistribute::{BatchLimits, BatchReport, GateOptions, TransitionReport};
+use segexpand_engine::redistribute::{
+    BatchLimits, BatchReport, GateOptions, MoveCounts, TransitionReport,
+};
 use segexpand_engine::{Error, Layout, Node, PruneStats, Result, TableDef};
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -181,16 +183,7 @@ struct Shared {
     paused: AtomicBool,
     cancel: AtomicBool,
     stop: AtomicBool,
-    blocks_total: AtomicU64,
-    blocks_done: AtomicU64,
-    rows_moved: AtomicU64,
-    rows_relocated: AtomicU64,
-    rows_flipped: AtomicU64,
-    rows_skipped: AtomicU64,
-    bytes_moved: AtomicU64,
-    bytes_flipped: AtomicU64,
-    flip_wal_bytes: AtomicU64,
-    batches: AtomicU64,
+    progress: parking_lot::Mutex<Progress>,
 }
 
 /// Controls a running redistribution from another thread, and reads its progress.
@@ -204,22 +197,10 @@ pub struct Progress {
     pub blocks_total: u64,
     /// Blocks finished.
     pub blocks_done: u64,
-    /// Rows given a new version on their new segment.
-    pub rows_moved: u64,
-    /// Rows whose new version went to another segment.
-    pub rows_relocated: u64,
-    /// Rows that stayed, their bit flipped in place.
-    pub rows_flipped: u64,
-    /// Times a row was skipped because a user transaction held it.
-    pub rows_skipped: u64,
-    /// Bytes of new versions written.
-    pub bytes_moved: u64,
-    /// Bytes of the rows flipped in place.
-    pub bytes_flipped: u64,
-    /// WAL bytes the in-place flips wrote.
-    pub flip_wal_bytes: u64,
     /// Mover batches committed.
     pub batches: u64,
+    /// Rows and bytes moved and flipped.
+    pub counts: MoveCounts,
 }
 
 impl Handle {
@@ -242,35 +223,13 @@ impl Handle {
     }
     /// Progress so far.
     pub fn progress(&self) -> Progress {
-        let g = |a: &AtomicU64| a.load(Ordering::Acquire);
-        let s = &self.0;
-        Progress {
-            blocks_total: g(&s.blocks_total),
-            blocks_done: g(&s.blocks_done),
-            rows_moved: g(&s.rows_moved),
-            rows_relocated: g(&s.rows_relocated),
-            rows_flipped: g(&s.rows_flipped),
-            rows_skipped: g(&s.rows_skipped),
-            bytes_moved: g(&s.bytes_moved),
-            bytes_flipped: g(&s.bytes_flipped),
-            flip_wal_bytes: g(&s.flip_wal_bytes),
-            batches: g(&s.batches),
-        }
+        *self.0.progress.lock()
     }
     fn add(&self, b: &BatchReport) {
-        let s = &self.0;
-        s.blocks_done
-            .fetch_add(b.blocks_done.len() as u64, Ordering::AcqRel);
-        s.rows_moved.fetch_add(b.rows_moved, Ordering::AcqRel);
-        s.rows_relocated
-            .fetch_add(b.rows_relocated, Ordering::AcqRel);
-        s.rows_flipped.fetch_add(b.rows_flipped, Ordering::AcqRel);
-        s.rows_skipped.fetch_add(b.rows_skipped, Ordering::AcqRel);
-        s.bytes_moved.fetch_add(b.bytes_moved, Ordering::AcqRel);
-        s.bytes_flipped.fetch_add(b.bytes_flipped, Ordering::AcqRel);
-        s.flip_wal_bytes
-            .fetch_add(b.flip_wal_bytes, Ordering::AcqRel);
-        s.batches.fetch_add(1, Ordering::AcqRel);
+        let mut p = self.0.progress.lock();
+        p.blocks_done += b.blocks_done.len() as u64;
+        p.batches += 1;
+        p.counts.add(&b.counts);
     }
 }
 
@@ -441,11 +400,10 @@ impl Redistributor {
     fn move_all(&self) -> Result<bool> {
         loop {
             let work = self.node.redistribution_work(&self.table)?;
-            let s = &self.handle.0;
-            s.blocks_total.store(
-                s.blocks_done.load(Ordering::Acquire) + work.len() as u64,
-                Ordering::Release,
-            );
+            {
+                let mut p = self.handle.0.progress.lock();
+                p.blocks_total = p.blocks_done + work.len() as u64;
+            }
             if work.is_empty() {
                 return Ok(true);
             }
@@ -465,7 +423,7 @@ impl Redistributor {
                 for _ in 0..self.opts.workers.max(1) {
                     sc.spawn(|| {
                         if let Err(e) = self.worker(&queue, started) {
-                            self.handle.stop_internal();
+                            self.handle.stop();
                             errors.lock().push(e);
                         }
                     });
@@ -526,7 +484,7 @@ impl Redistributor {
 
     /// Sleeps as long as the throttle asks.
     fn throttle(&self, started: Instant) {
-        let p = self.handle.progress();
+        let p = self.handle.progress().counts;
         let mut ahead = Duration::ZERO;
         if let Some(r) = self.opts.rows_per_s.filter(|r| *r > 0.0) {
             let due = Duration::from_secs_f64((p.rows_moved + p.rows_flipped) as f64 / r);
@@ -539,12 +497,6 @@ impl Redistributor {
         if !ahead.is_zero() {
             std::thread::sleep(ahead.min(Duration::from_millis(100)));
         }
-    }
-}
-
-impl Handle {
-    fn stop_internal(&self) {
-        self.0.stop.store(true, Ordering::Release);
     }
 }
 

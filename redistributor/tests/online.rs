@@ -45,6 +45,14 @@ fn node(dir: &std::path::Path, segments: u16) -> Arc<Node> {
     node
 }
 
+/// Rows a fresh scan sees.
+fn rows(node: &Node) -> i64 {
+    let mut tx = node.begin().unwrap();
+    let n = tx.scan("acct", None).unwrap().len() as i64;
+    tx.rollback().unwrap();
+    n
+}
+
 fn layout(node: &Node, segments: u16) -> Layout {
     Layout {
         segments,
@@ -155,7 +163,7 @@ fn transfers_and_scans_stay_exact_during_online_redistribution() {
                     .unwrap();
             let out = r.run().unwrap();
             assert_eq!(out.finish, Finish::Flipped);
-            moved += out.progress.rows_moved;
+            moved += out.progress.counts.rows_moved;
             flips.push(out.flip.unwrap());
             r.cleanup().unwrap();
             assert!(
@@ -248,12 +256,7 @@ fn select_does_not_wait_for_a_pending_flip() {
     assert!(flip_done.load(Ordering::Acquire));
     assert_eq!(node.table_def("acct").unwrap().layout.segments, 3);
     assert!(node.check_placement("acct").unwrap().is_empty());
-    let mut tx = node.begin().unwrap();
-    assert_eq!(
-        tx.scan("acct", None).unwrap().len() as i64,
-        ACCOUNTS + FILLER + 2
-    );
-    tx.rollback().unwrap();
+    assert_eq!(rows(&node), ACCOUNTS + FILLER + 2);
 }
 
 /// Pause holds the mover (the table stays redistributing with DML going on), resume
@@ -298,18 +301,13 @@ fn pause_resume_stop_reopen_and_cancel() {
     let r = Redistributor::attach(node.clone(), "acct", Options::default()).unwrap();
     let out = r.run().unwrap();
     assert_eq!(out.finish, Finish::Flipped);
-    let mut tx = node.begin().unwrap();
-    assert_eq!(
-        tx.scan("acct", None).unwrap().len() as i64,
-        ACCOUNTS + FILLER + 1
-    );
-    tx.rollback().unwrap();
+    assert_eq!(rows(&node), ACCOUNTS + FILLER + 1);
     // Now 4 → 3, cancelled halfway: back to 4 segments, nothing lost.
     let r = Redistributor::start(node.clone(), "acct", layout(&node, 3), opts).unwrap();
     let h = r.handle();
     std::thread::scope(|s| {
         let run = s.spawn(|| r.run().unwrap());
-        while h.progress().rows_moved == 0 {
+        while h.progress().counts.rows_moved == 0 {
             std::thread::sleep(Duration::from_millis(1));
         }
         h.cancel();
@@ -321,12 +319,7 @@ fn pause_resume_stop_reopen_and_cancel() {
     assert!(def.redistribution.is_none());
     assert_eq!(def.layout.segments, 4);
     assert!(node.check_placement("acct").unwrap().is_empty());
-    let mut tx = node.begin().unwrap();
-    assert_eq!(
-        tx.scan("acct", None).unwrap().len() as i64,
-        ACCOUNTS + FILLER + 1
-    );
-    tx.rollback().unwrap();
+    assert_eq!(rows(&node), ACCOUNTS + FILLER + 1);
 }
 
 /// Moving 4 → 6 moves about a third of the rows (jump hash: (M−N)/M), flips the rest
@@ -340,7 +333,7 @@ fn expansion_moves_the_expected_fraction_and_key_change_works() {
     let r =
         Redistributor::start(node.clone(), "acct", layout(&node, 6), Options::default()).unwrap();
     let out = r.run().unwrap();
-    let p = out.progress;
+    let p = out.progress.counts;
     let total = (ACCOUNTS + FILLER) as f64;
     let frac = p.rows_moved as f64 / total;
     assert!((frac - 2.0 / 6.0).abs() < 0.01, "moved fraction {frac}");
@@ -396,13 +389,8 @@ fn offline_rewrite_finishes_around_an_open_transaction() {
         t1.commit().unwrap();
         off.join().unwrap()
     });
-    assert_eq!(report.batches.rows_moved as i64, ACCOUNTS + FILLER);
+    assert_eq!(report.counts.rows_moved as i64, ACCOUNTS + FILLER);
     assert_eq!(node.table_def("acct").unwrap().layout.segments, 3);
     assert!(node.check_placement("acct").unwrap().is_empty());
-    let mut tx = node.begin().unwrap();
-    assert_eq!(
-        tx.scan("acct", None).unwrap().len() as i64,
-        ACCOUNTS + FILLER
-    );
-    tx.rollback().unwrap();
+    assert_eq!(rows(&node), ACCOUNTS + FILLER);
 }

@@ -231,18 +231,8 @@ impl Body {
                 bit,
                 slots,
             } => {
-                // The slots as a bitmap from the first one: a page's stayers cost a
-                // bit each, not two bytes.
                 page(w, p);
-                let first = slots.iter().copied().min().unwrap_or(0);
-                let span = slots.iter().copied().max().map_or(0, |m| m - first + 1);
-                let mut bits = vec![0u8; usize::from(span).div_ceil(8)];
-                for s in slots {
-                    let i = usize::from(s - first);
-                    if let Some(b) = bits.get_mut(i / 8) {
-                        *b |= 1 << (i % 8);
-                    }
-                }
+                let (first, span, bits) = slot_bitmap(slots);
                 w.u8(u8::from(*bit)).u16(first).u16(span).bytes(&bits);
             }
             Body::DropTable { table } | Body::TruncateTable { table } => {
@@ -374,6 +364,28 @@ impl Body {
         };
         r.is_empty().then_some(body)
     }
+}
+
+/// A `HeapSetBit`'s slots as (first slot, span, bitmap from the first slot): a page's
+/// changed slots cost a bit each, not two bytes.
+fn slot_bitmap(slots: &[u16]) -> (u16, u16, Vec<u8>) {
+    let first = slots.iter().copied().min().unwrap_or(0);
+    let span = slots.iter().copied().max().map_or(0, |m| m - first + 1);
+    let mut bits = vec![0u8; usize::from(span).div_ceil(8)];
+    for s in slots {
+        let i = usize::from(s - first);
+        if let Some(b) = bits.get_mut(i / 8) {
+            *b |= 1 << (i % 8);
+        }
+    }
+    (first, span, bits)
+}
+
+/// Bytes of a `HeapSetBit` record changing `slots`, header included.
+pub fn set_bit_record_bytes(slots: &[u16]) -> u64 {
+    let (_, span, _) = slot_bitmap(slots);
+    // header, page (segment u16, table u32, block u32), bit, first, span, bitmap
+    (HEADER_BYTES + 10 + 1 + 2 + 2 + usize::from(span).div_ceil(8)) as u64
 }
 
 /// A decoded record.
@@ -574,6 +586,26 @@ mod tests {
                 image: vec![5; 192],
             },
         ]
+    }
+
+    #[test]
+    fn set_bit_record_bytes_is_the_encoded_length() {
+        for slots in [vec![0u16], vec![3, 4, 9, 17], (0..70).step_by(3).collect()] {
+            let mut buf = Vec::new();
+            let body = Body::HeapSetBit {
+                page: PageRef {
+                    segment: 1,
+                    table: 2,
+                    block: 3,
+                },
+                bit: true,
+                slots: slots.clone(),
+            };
+            assert_eq!(
+                encode(0, 0, &body, &mut buf) as u64,
+                set_bit_record_bytes(&slots)
+            );
+        }
     }
 
     #[test]
