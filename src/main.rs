@@ -6,6 +6,7 @@
 //!   file of a data directory; exit 0 when clean, 1 with one line per problem otherwise.
 
 mod demo;
+mod out;
 
 use clap::{Parser, Subcommand};
 use segexpand_engine::vfs::RealVfs;
@@ -71,23 +72,28 @@ fn main() -> ExitCode {
     }
 }
 
+/// `segexpand verify`: exit 0 when clean, 1 with one line per problem on stdout, 2 when
+/// the directory cannot be verified at all (missing, not a node, in use by a node).
 fn verify(dir: &std::path::Path) -> ExitCode {
     match segexpand_engine::verify::verify_dir(&RealVfs, dir) {
         Err(e) => {
-            eprintln!("segexpand verify: {e}");
+            out::err_line(format_args!("segexpand verify: {e}"));
             ExitCode::from(2)
         }
         Ok(r) => {
             for p in &r.problems {
-                println!("{p}");
+                out::line(format_args!("{p}"));
             }
-            eprintln!(
+            for n in &r.notes {
+                out::err_line(format_args!("note: {n}"));
+            }
+            out::err_line(format_args!(
                 "checked {} pages, {} WAL records, {} VM files: {} problem(s)",
                 r.pages,
                 r.wal_records,
                 r.vm_files,
                 r.problems.len()
-            );
+            ));
             if r.problems.is_empty() {
                 ExitCode::SUCCESS
             } else {

@@ -3,7 +3,7 @@
 //! Kept in memory, persisted inside the control file at every checkpoint and rebuilt past
 //! the checkpoint from Commit/Abort WAL records. Encoding in `docs/format.md`.
 
-use parking_lot::RwLock;
+use crate::lock::{rank, RwLock};
 
 /// Status of a transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,7 +24,7 @@ pub const FIRST_XID: u64 = 2;
 /// Two bits per xid.
 #[derive(Debug, Default)]
 pub struct Clog {
-    bits: RwLock<Vec<u8>>,
+    bits: RwLock<Vec<u8>, rank::Clog>,
 }
 
 impl Clog {

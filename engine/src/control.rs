@@ -8,7 +8,9 @@ use crate::error::CorruptionKind;
 /// Control file magic.
 pub const CONTROL_MAGIC: [u8; 4] = *b"SGCT";
 /// Control file format version.
-pub const CONTROL_VERSION: u16 = 3;
+pub const CONTROL_VERSION: u16 = 4;
+/// The previous version, still read: it has no heap-length section.
+pub const CONTROL_VERSION_NO_HEAPS: u16 = 3;
 /// Offset of the state field.
 pub const STATE_OFF: usize = 6;
 /// Offset of the checkpoint LSN.
@@ -23,11 +25,15 @@ pub const NEXT_TABLE_OFF: usize = NEXT_XID_OFF + 8;
 pub const CATALOG_LEN_OFF: usize = NEXT_TABLE_OFF + 4;
 /// Offset of the commit-log length.
 pub const CLOG_LEN_OFF: usize = CATALOG_LEN_OFF + 4;
+/// Offset of the heap-length section's length (version 4).
+pub const HEAPS_LEN_OFF: usize = CLOG_LEN_OFF + 4;
 /// Offset of the checksum.
 pub const CHECKSUM_OFF: usize = 60;
 /// Size of the fixed header.
 pub const HEADER_BYTES: usize = CHECKSUM_OFF + 4;
-const _: () = assert!(CLOG_LEN_OFF + 4 + 16 == CHECKSUM_OFF && HEADER_BYTES == 64);
+const _: () = assert!(HEAPS_LEN_OFF + 4 + 12 == CHECKSUM_OFF && HEADER_BYTES == 64);
+/// Bytes of one heap-length entry: segment u16, table u32, blocks u32.
+pub const HEAP_LEN_BYTES: usize = 10;
 
 /// Node state recorded in the control file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +42,19 @@ pub enum NodeState {
     ShutDown = 1,
     /// Open (or crashed while open).
     InProduction = 2,
+}
+
+/// How many blocks a heap file held when a checkpoint began: it is never shorter than
+/// that until its table is truncated or dropped or its segment retired
+/// (`docs/format.md`, "Heap-length section").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeapLen {
+    /// Segment content id.
+    pub segment: u16,
+    /// Table id.
+    pub table: u32,
+    /// Blocks.
+    pub blocks: u32,
 }
 
 /// The decoded control file.
@@ -55,6 +74,8 @@ pub struct Control {
     pub catalog: Catalog,
     /// The commit log bytes.
     pub clog: Vec<u8>,
+    /// Every heap's length at the checkpoint (empty in a version-3 file).
+    pub heaps: Vec<HeapLen>,
 }
 
 impl Control {
@@ -72,8 +93,18 @@ impl Control {
         put_u32(&mut out, NEXT_TABLE_OFF, self.next_table);
         put_u32(&mut out, CATALOG_LEN_OFF, cat.buf.len() as u32);
         put_u32(&mut out, CLOG_LEN_OFF, self.clog.len() as u32);
+        let mut heaps = vec![0u8; 4 + HEAP_LEN_BYTES * self.heaps.len()];
+        put_u32(&mut heaps, 0, self.heaps.len() as u32);
+        for (i, h) in self.heaps.iter().enumerate() {
+            let at = 4 + HEAP_LEN_BYTES * i;
+            put_u16(&mut heaps, at, h.segment);
+            put_u32(&mut heaps, at + 2, h.table);
+            put_u32(&mut heaps, at + 6, h.blocks);
+        }
+        put_u32(&mut out, HEAPS_LEN_OFF, heaps.len() as u32);
         out.extend_from_slice(&cat.buf);
         out.extend_from_slice(&self.clog);
+        out.extend_from_slice(&heaps);
         let c = checksum(&out);
         put_u32(&mut out, CHECKSUM_OFF, c);
         out
@@ -92,7 +123,10 @@ impl Control {
         if stored != computed {
             return Err(CorruptionKind::Checksum { stored, computed });
         }
-        if buf.get(..4) != Some(&CONTROL_MAGIC[..]) || get_u16(buf, 4) != Some(CONTROL_VERSION) {
+        let version = get_u16(buf, 4);
+        if buf.get(..4) != Some(&CONTROL_MAGIC[..])
+            || !matches!(version, Some(CONTROL_VERSION | CONTROL_VERSION_NO_HEAPS))
+        {
             return Err(CorruptionKind::BadHeader(
                 "control file magic/version".into(),
             ));
@@ -104,7 +138,11 @@ impl Control {
         };
         let cat_len = get_u32(buf, CATALOG_LEN_OFF).unwrap_or(0) as usize;
         let clog_len = get_u32(buf, CLOG_LEN_OFF).unwrap_or(0) as usize;
-        let need = HEADER_BYTES + cat_len + clog_len;
+        let heaps_len = match version {
+            Some(CONTROL_VERSION) => get_u32(buf, HEAPS_LEN_OFF).unwrap_or(0) as usize,
+            _ => 0,
+        };
+        let need = HEADER_BYTES + cat_len + clog_len + heaps_len;
         if buf.len() != need {
             return Err(CorruptionKind::Truncated {
                 need,
@@ -122,9 +160,62 @@ impl Control {
             next_xid: get_u64(buf, NEXT_XID_OFF).unwrap_or(0),
             next_table: get_u32(buf, NEXT_TABLE_OFF).unwrap_or(0),
             catalog,
-            clog: buf.get(HEADER_BYTES + cat_len..).unwrap_or(&[]).to_vec(),
+            clog: buf
+                .get(HEADER_BYTES + cat_len..HEADER_BYTES + cat_len + clog_len)
+                .unwrap_or(&[])
+                .to_vec(),
+            heaps: decode_heaps(buf.get(HEADER_BYTES + cat_len + clog_len..).unwrap_or(&[]))?,
         })
     }
+}
+
+/// The entries of `heaps` (a control file's) that still bind after the WAL records
+/// `bodies` (those from its redo point on): a table truncated or dropped, or a segment
+/// retired, since then may legitimately have shorter files.
+pub fn heaps_to_check<'a>(
+    heaps: &[HeapLen],
+    bodies: impl Iterator<Item = &'a crate::wal::record::Body>,
+) -> Vec<HeapLen> {
+    use crate::wal::record::Body;
+    let mut tables = std::collections::HashSet::new();
+    let mut segments = std::collections::HashSet::new();
+    for b in bodies {
+        match b {
+            Body::TruncateTable { table } | Body::DropTable { table } => {
+                tables.insert(*table);
+            }
+            Body::RetireSegment { content } => {
+                segments.insert(*content);
+            }
+            _ => {}
+        }
+    }
+    heaps
+        .iter()
+        .filter(|h| h.blocks > 0 && !tables.contains(&h.table) && !segments.contains(&h.segment))
+        .copied()
+        .collect()
+}
+
+fn decode_heaps(b: &[u8]) -> Result<Vec<HeapLen>, CorruptionKind> {
+    if b.is_empty() {
+        return Ok(Vec::new());
+    }
+    let bad = || CorruptionKind::Invalid("heap-length section does not decode".into());
+    let n = get_u32(b, 0).ok_or_else(bad)? as usize;
+    if b.len() != 4 + n.checked_mul(HEAP_LEN_BYTES).ok_or_else(bad)? {
+        return Err(bad());
+    }
+    (0..n)
+        .map(|i| {
+            let at = 4 + HEAP_LEN_BYTES * i;
+            Ok(HeapLen {
+                segment: get_u16(b, at).ok_or_else(bad)?,
+                table: get_u32(b, at + 2).ok_or_else(bad)?,
+                blocks: get_u32(b, at + 6).ok_or_else(bad)?,
+            })
+        })
+        .collect()
 }
 
 /// CRC-32 of the header without its checksum field, then the sections.

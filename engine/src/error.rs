@@ -87,6 +87,27 @@ pub enum CorruptionKind {
     /// A file the node's metadata says must exist is missing.
     #[error("file is missing")]
     Missing,
+    /// A file is shorter than the node wrote it (cut short behind the node's back).
+    #[error(
+        "file is shorter than the node wrote it: {expected_bytes} bytes expected (by the \
+         last checkpoint), {found_bytes} found"
+    )]
+    ShortFile {
+        /// Bytes the node knows it wrote.
+        expected_bytes: u64,
+        /// Bytes found.
+        found_bytes: u64,
+    },
+    /// An invalid WAL record with valid log after it: damage, not a torn tail.
+    #[error("invalid WAL record at LSN {lsn} ({reason}), followed by {evidence}: not a torn tail")]
+    WalNotTail {
+        /// LSN of the invalid record.
+        lsn: u64,
+        /// Why it is invalid.
+        reason: String,
+        /// What valid log follows it.
+        evidence: String,
+    },
 }
 
 /// Errors of the storage engine.
@@ -112,9 +133,11 @@ pub enum Error {
         /// What.
         kind: CorruptionKind,
     },
-    /// An earlier fsync (or write that was part of making data durable) failed; the node
-    /// refuses further writes. Reopen the node to run recovery.
-    #[error("node refuses writes: an earlier fsync failed ({0}); reopen to recover")]
+    /// An earlier fsync, or a write that was part of making data durable, failed (or a
+    /// failpoint simulated a crash); the node refuses further writes. Reopen the node to
+    /// run recovery. The text names the operation and file that failed and why, e.g.
+    /// "an earlier write on wal/00000001.wal failed (No space left on device)".
+    #[error("node refuses writes: {0}; reopen to recover")]
     Poisoned(String),
     /// The caller asked for something that does not exist or is not allowed.
     #[error("{0}")]
@@ -130,6 +153,28 @@ pub enum Error {
     /// The data directory holds no node (no control file).
     #[error("{0} is not a segexpand data directory (no control file)")]
     NotInitialized(PathBuf),
+    /// Another process (or another node of this process) holds the data directory.
+    #[error(
+        "data directory {} is in use by process {}",
+        .dir.display(),
+        .pid.map_or_else(|| "(unknown pid)".to_string(), |p| p.to_string())
+    )]
+    DirInUse {
+        /// The directory.
+        dir: PathBuf,
+        /// The holder's process id, as written in its lock file.
+        pid: Option<u32>,
+    },
+    /// The directory is not in a state that allows the operation (foreign files, an
+    /// interrupted creation or wipe, a node whose control file is missing); nothing was
+    /// changed.
+    #[error("{}: {reason}", .dir.display())]
+    DirRefused {
+        /// The directory.
+        dir: PathBuf,
+        /// What is there and why that refuses the operation.
+        reason: String,
+    },
     /// The data directory already holds a node.
     #[error("{0} already holds a segexpand node")]
     AlreadyExists(PathBuf),

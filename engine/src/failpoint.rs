@@ -5,7 +5,7 @@
 //! lists every name with what a crash there leaves behind.
 
 use crate::error::{Error, Result};
-use parking_lot::Mutex;
+use crate::lock::{rank, Mutex};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Every failpoint, in protocol order.
@@ -49,7 +49,7 @@ struct Armed {
 #[derive(Debug, Default)]
 pub struct Failpoints {
     any: AtomicBool,
-    armed: Mutex<Vec<Armed>>,
+    armed: Mutex<Vec<Armed>, rank::Failpoints>,
 }
 
 impl Failpoints {

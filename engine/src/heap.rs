@@ -14,11 +14,11 @@
 
 use crate::error::{CorruptionKind, Error, Location, Result};
 use crate::index::IntMap;
+use crate::lock::{rank, Mutex, RwLock};
 use crate::page::{Page, PageId, PAGE_BYTES};
 use crate::poison::Poison;
 use crate::vfs::{read_exact_at, VFile, Vfs};
 use crate::wal::Wal;
-use parking_lot::{Mutex, RwLock};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
@@ -27,7 +27,7 @@ use std::sync::Arc;
 #[derive(Debug)]
 pub struct CachedPage {
     /// The page.
-    pub page: RwLock<Page>,
+    pub page: RwLock<Page, rank::HeapPage>,
     dirty: AtomicBool,
 }
 
@@ -50,15 +50,7 @@ impl CachedPage {
     }
 }
 
-/// File name of a table's heap file, relative to its segment directory.
-pub fn heap_file_name(table: u32) -> String {
-    format!("t{table}.heap")
-}
-
-/// Segment directory name.
-pub fn segment_dir_name(segment: u16) -> String {
-    format!("seg{segment}")
-}
+pub use crate::datadir::{heap_file_name, segment_dir_name};
 
 /// One table's heap on one segment.
 pub struct Heap {
@@ -66,10 +58,10 @@ pub struct Heap {
     table: u32,
     rel_path: PathBuf,
     file: Arc<dyn VFile>,
-    pages: RwLock<IntMap<u32, Arc<CachedPage>>>,
+    pages: RwLock<IntMap<u32, Arc<CachedPage>>, rank::PageCache>,
     nblocks: AtomicU32,
     /// Free bytes per block, as last seen; 0 for blocks that could not be read.
-    fsm: Mutex<Vec<u16>>,
+    fsm: Mutex<Vec<u16>, rank::Fsm>,
     needs_sync: AtomicBool,
     cache_pages_max: usize,
 }
@@ -148,7 +140,8 @@ impl Heap {
         &self.rel_path
     }
 
-    fn location(&self, block: u32) -> Location {
+    /// Where block `block` is, for a corruption error.
+    pub(crate) fn location(&self, block: u32) -> Location {
         Location {
             segment: Some(self.segment),
             table: Some(self.table),
@@ -230,19 +223,21 @@ impl Heap {
         let block = page.id().block;
         let free = page.free_space();
         let mut map = self.pages.write();
-        let cp = match map.get(&block) {
-            Some(cp) => {
-                *cp.page.write() = page;
-                cp.mark_dirty();
-                cp.clone()
-            }
+        let (cp, replace) = match map.get(&block) {
+            Some(cp) => (cp.clone(), Some(page)),
             None => {
                 let cp = Arc::new(CachedPage::new(page, true));
                 map.insert(block, cp.clone());
-                cp
+                (cp, None)
             }
         };
         drop(map);
+        // The page lock is taken after the cache map's is released (lock order: heap
+        // page, then page cache); the clone held here keeps the page from eviction.
+        if let Some(page) = replace {
+            *cp.page.write() = page;
+            cp.mark_dirty();
+        }
         self.nblocks.fetch_max(block + 1, Ordering::AcqRel);
         self.set_free(block, free);
         cp

@@ -48,6 +48,9 @@ enum Tids {
 pub struct KeyIndex {
     map: IntMap<u64, Tids>,
     entries: usize,
+    /// Why the index may miss versions of its heap (it could not be built from every
+    /// tuple); lookups must then read the heap instead.
+    damaged: Option<String>,
 }
 
 impl KeyIndex {
@@ -108,10 +111,22 @@ impl KeyIndex {
         self.entries == 0
     }
 
-    /// Removes every entry.
+    /// Removes every entry (the heap is empty: a damaged index is whole again).
     pub fn clear(&mut self) {
         self.map.clear();
         self.entries = 0;
+        self.damaged = None;
+    }
+
+    /// Marks the index as possibly missing versions of its heap (an unreadable block or
+    /// a tuple that does not decode stopped its build), saying why.
+    pub fn mark_damaged(&mut self, why: String) {
+        self.damaged = Some(why);
+    }
+
+    /// Why the index may miss versions, if it may: lookups must read the heap instead.
+    pub fn damaged(&self) -> Option<&str> {
+        self.damaged.as_deref()
     }
 }
 
@@ -123,7 +138,7 @@ pub struct KeyedIndex {
     /// The key columns the hashes are over.
     pub key: Vec<u16>,
     /// Key hash → tuple ids.
-    pub map: parking_lot::RwLock<KeyIndex>,
+    pub map: crate::lock::RwLock<KeyIndex, crate::lock::rank::KeyIndex>,
 }
 
 impl KeyedIndex {
@@ -131,7 +146,7 @@ impl KeyedIndex {
     pub fn new(key: Vec<u16>) -> Self {
         Self {
             key,
-            map: parking_lot::RwLock::new(KeyIndex::default()),
+            map: crate::lock::RwLock::new(KeyIndex::default()),
         }
     }
 }

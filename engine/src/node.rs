@@ -9,10 +9,13 @@
 
 use crate::catalog::{Catalog, SegmentConfig, TableDef};
 use crate::clog::{Clog, XidStatus, FIRST_XID};
-use crate::control::{Control, NodeState};
+use crate::control::{Control, HeapLen, NodeState};
+use crate::datadir::{DataDir, DirState};
 use crate::error::{CorruptionKind, Error, Location, Result};
 use crate::heap::{segment_dir_name, Heap};
+use crate::heapwalk;
 use crate::index::{KeyIndex, KeyedIndex};
+use crate::lock::{rank, Condvar, Mutex, RwLock};
 use crate::page::{Page, PageId, TUPLE_BYTES_MAX};
 use crate::poison::Poison;
 use crate::tuple::{build_tuple, NextVersion, Tid, TupleHeader, FLAGS_OFF, XMAX_OFF};
@@ -22,17 +25,14 @@ use crate::vm::VisibilityMap;
 use crate::wal::record::{Body, PageRef, Record};
 use crate::wal::scan::scan;
 use crate::wal::{SyncPolicy, Wal};
-use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Name of the control file.
-pub const CONTROL_FILE: &str = "control";
-/// Name of the WAL directory.
-pub const WAL_DIR: &str = "wal";
+pub use crate::datadir::{CONTROL_FILE, WAL_DIR};
 /// Most segments a node may hold.
 pub const SEGMENTS_MAX: u16 = 1024;
 
@@ -83,6 +83,10 @@ pub struct RecoveryReport {
     pub unreadable_blocks: Vec<String>,
     /// Key-index entries rebuilt from the heaps.
     pub index_entries: usize,
+    /// Parts whose key indexes could not be built from every tuple (an unreadable block,
+    /// or a tuple that does not decode), with the error: lookups on them read the whole
+    /// segment, and so report the corruption rather than miss the row.
+    pub damaged_indexes: Vec<String>,
     /// Time spent building free-space maps, loading VMs and rebuilding key indexes (µs).
     pub index_rebuild_us: u64,
 }
@@ -109,8 +113,8 @@ pub struct Part {
     pub(crate) heap: Arc<Heap>,
     /// One index per distribution key the rows are looked up by (`TableDef::index_keys`,
     /// plus, until cleanup, the key a flip retired).
-    pub(crate) indexes: RwLock<Vec<Arc<KeyedIndex>>>,
-    pub(crate) vm: Mutex<VmState>,
+    pub(crate) indexes: RwLock<Vec<Arc<KeyedIndex>>, rank::IndexSet>,
+    pub(crate) vm: Mutex<VmState, rank::Vm>,
 }
 
 impl Part {
@@ -152,27 +156,27 @@ impl Part {
 pub(crate) struct TableRt {
     pub(crate) id: u32,
     /// The definition (a copy of the catalog's, swapped whole on change).
-    pub(crate) def: RwLock<Arc<TableDef>>,
+    pub(crate) def: RwLock<Arc<TableDef>, rank::TableDef>,
     /// Held shared by every statement on the table, exclusively by DROP and TRUNCATE.
-    pub(crate) ddl: RwLock<()>,
+    pub(crate) ddl: RwLock<(), rank::TableDdl>,
     /// The layout pin: held shared by every DML statement (and bulk load, and mover
     /// batch) while it runs, exclusively — for a bounded time — by a redistribution's
     /// start, cancel and flip. SELECT never takes it. Take it with [`TableRt::pin`].
-    pub(crate) pin: RwLock<()>,
+    pub(crate) pin: RwLock<(), rank::LayoutPin>,
     /// Set while a redistribution step holds new DML off (it then spins for `pin`
     /// exclusively, so that it takes it the moment the running statements finish).
     pub(crate) closing: AtomicBool,
-    gate_mx: Mutex<()>,
-    gate_cv: parking_lot::Condvar,
+    gate_mx: Mutex<(), rank::DmlGate>,
+    gate_cv: Condvar,
     /// Set (under `ddl` held exclusively) when the table is dropped.
     pub(crate) dropped: AtomicBool,
-    pub(crate) parts: RwLock<HashMap<u16, Arc<Part>>>,
+    pub(crate) parts: RwLock<HashMap<u16, Arc<Part>>, rank::Parts>,
 }
 
 impl TableRt {
     /// Takes the layout pin shared, first waiting while a redistribution step holds DML
     /// off; the flag says whether it waited.
-    pub(crate) fn pin(&self) -> (parking_lot::RwLockReadGuard<'_, ()>, bool) {
+    pub(crate) fn pin(&self) -> (crate::lock::RwLockReadGuard<'_, ()>, bool) {
         let mut waited = false;
         loop {
             if self.closing.load(Ordering::SeqCst) {
@@ -197,7 +201,7 @@ impl TableRt {
     pub(crate) fn close_gate(
         &self,
         cap: Duration,
-    ) -> Option<parking_lot::RwLockWriteGuard<'_, ()>> {
+    ) -> Option<crate::lock::RwLockWriteGuard<'_, ()>> {
         self.closing.store(true, Ordering::SeqCst);
         let t0 = std::time::Instant::now();
         loop {
@@ -230,22 +234,24 @@ impl TableRt {
 pub struct Node {
     dir: PathBuf,
     vfs: Arc<dyn Vfs>,
+    /// The directory, held exclusively for the node's life (released on drop).
+    datadir: DataDir,
     opts: NodeOptions,
     pub(crate) wal: Wal,
     clog: Clog,
     pub(crate) poison: Arc<Poison>,
     pub(crate) failpoints: crate::failpoint::Failpoints,
-    pub(crate) catalog: RwLock<Catalog>,
-    pub(crate) tables_rt: RwLock<HashMap<u32, Arc<TableRt>>>,
+    pub(crate) catalog: RwLock<Catalog, rank::Catalog>,
+    pub(crate) tables_rt: RwLock<HashMap<u32, Arc<TableRt>>, rank::Tables>,
     pub(crate) txns: TxnManager,
     next_table: AtomicU32,
     /// Round-robin counter placing rows of randomly distributed tables.
     pub(crate) round_robin: AtomicU64,
-    pub(crate) commit_gate: RwLock<()>,
-    checkpoint_lock: Mutex<()>,
+    pub(crate) commit_gate: RwLock<(), rank::CommitGate>,
+    checkpoint_lock: Mutex<(), rank::Checkpoint>,
     recovery: RecoveryReport,
     stop_flusher: Arc<AtomicBool>,
-    flusher: Mutex<Option<std::thread::JoinHandle<()>>>,
+    flusher: Mutex<Option<std::thread::JoinHandle<()>>, rank::Flusher>,
 }
 
 impl std::fmt::Debug for Node {
@@ -269,25 +275,36 @@ impl Node {
         Self::open(Arc::new(RealVfs), dir, opts)
     }
 
-    /// Creates a node of `segments` empty segments (content ids `0..segments`).
+    /// Creates a node of `segments` empty segments (content ids `0..segments`) in `dir`,
+    /// which must be missing or empty (it is created and locked first).
     pub fn create(
         vfs: Arc<dyn Vfs>,
         dir: &Path,
         segments: u16,
         opts: NodeOptions,
     ) -> Result<Arc<Node>> {
-        if segments == 0 || segments > SEGMENTS_MAX {
-            return Err(Error::InvalidArgument(format!(
-                "segment count {segments} out of range 1..={SEGMENTS_MAX}"
-            )));
+        check_segment_count(segments)?;
+        Self::create_in(DataDir::lock(vfs, dir, true)?, segments, opts)
+    }
+
+    /// Creates a node in a directory this process has locked ([`DataDir::lock`]). The
+    /// directory must be empty, or hold a creation that was interrupted (whose files are
+    /// removed first); anything else is refused with nothing changed.
+    pub fn create_in(datadir: DataDir, segments: u16, opts: NodeOptions) -> Result<Arc<Node>> {
+        check_segment_count(segments)?;
+        match datadir.state()? {
+            DirState::Empty => {}
+            DirState::CreateInterrupted => {
+                datadir.wipe()?;
+            }
+            s => return Err(datadir.refuse(&s)),
         }
-        let control_path = dir.join(CONTROL_FILE);
-        if vfs
-            .exists(&control_path)
-            .map_err(io("stat", &control_path))?
-        {
-            return Err(Error::AlreadyExists(dir.to_path_buf()));
-        }
+        // From here until the control file exists the directory says "creation
+        // interrupted", never "empty" or "damaged".
+        datadir.begin_create()?;
+        let vfs = datadir.vfs().clone();
+        let dir = datadir.path().to_path_buf();
+        let dir = dir.as_path();
         let wal_dir = dir.join(WAL_DIR);
         vfs.create_dir_all(&wal_dir)
             .map_err(io("mkdir", &wal_dir))?;
@@ -303,8 +320,7 @@ impl Node {
             poison.clone(),
         );
         let node = Self::assemble(
-            vfs,
-            dir,
+            datadir,
             opts,
             wal,
             Clog::default(),
@@ -319,6 +335,7 @@ impl Node {
         }
         // The first checkpoint writes the control file: from here on the node exists.
         node.checkpoint()?;
+        node.datadir.end_create()?;
         let node = Arc::new(node);
         node.start_flusher();
         Ok(node)
@@ -329,8 +346,7 @@ impl Node {
         reason = "private constructor shared by create and open"
     )]
     fn assemble(
-        vfs: Arc<dyn Vfs>,
-        dir: &Path,
+        datadir: DataDir,
         opts: NodeOptions,
         wal: Wal,
         clog: Clog,
@@ -340,8 +356,9 @@ impl Node {
         next_table: u32,
     ) -> Node {
         Node {
-            dir: dir.to_path_buf(),
-            vfs,
+            dir: datadir.path().to_path_buf(),
+            vfs: datadir.vfs().clone(),
+            datadir,
             opts,
             wal,
             clog,
@@ -365,13 +382,21 @@ impl Node {
     /// Recovery is idempotent: page records apply only to pages older than them, and the
     /// open ends with a checkpoint, so opening twice gives what opening once gives.
     pub fn open(vfs: Arc<dyn Vfs>, dir: &Path, opts: NodeOptions) -> Result<Arc<Node>> {
-        let control_path = dir.join(CONTROL_FILE);
-        if !vfs
-            .exists(&control_path)
-            .map_err(io("stat", &control_path))?
-        {
-            return Err(Error::NotInitialized(dir.to_path_buf()));
+        Self::open_in(DataDir::lock(vfs, dir, false)?, opts)
+    }
+
+    /// Opens the node in a directory this process has locked ([`DataDir::lock`]); a
+    /// directory that holds no node (empty, foreign, damaged, an interrupted creation or
+    /// wipe) is refused with nothing changed.
+    pub fn open_in(datadir: DataDir, opts: NodeOptions) -> Result<Arc<Node>> {
+        match datadir.state()? {
+            DirState::Node => {}
+            s => return Err(datadir.refuse(&s)),
         }
+        let vfs = datadir.vfs().clone();
+        let dir = datadir.path().to_path_buf();
+        let dir = dir.as_path();
+        let control_path = dir.join(CONTROL_FILE);
         let f = vfs
             .open(&control_path, false)
             .map_err(io("open", &control_path))?;
@@ -399,6 +424,7 @@ impl Node {
                 ),
             ));
         }
+        check_heap_lengths(&*vfs, dir, &control, &scanned.records)?;
         let poison = Arc::new(Poison::default());
         // The WAL is attached after redo; until then appends are impossible.
         let wal = Wal::new(
@@ -412,8 +438,7 @@ impl Node {
             poison.clone(),
         );
         let mut node = Self::assemble(
-            vfs.clone(),
-            dir,
+            datadir,
             opts,
             wal,
             Clog::from_bytes(control.clog.clone()),
@@ -456,13 +481,15 @@ impl Node {
             if node.load_vm(&table, &part)? {
                 report.vm_rebuilt += 1;
             }
-            report.index_entries += node.rebuild_index(&table, &part)?;
+            report.index_entries +=
+                node.rebuild_index(&table, &part, &mut report.damaged_indexes)?;
         }
         report.index_rebuild_us = index_start.elapsed().as_micros() as u64;
         node.recovery = report;
         // End-of-recovery checkpoint: makes the recovered state the new starting point.
         node.checkpoint()?;
         node.remove_orphan_files()?;
+        node.datadir.end_create()?;
         let node = Arc::new(node);
         node.start_flusher();
         Ok(node)
@@ -602,7 +629,7 @@ impl Node {
     }
 
     /// Holds off checkpoints (DDL that must not race one).
-    pub(crate) fn checkpoint_guard(&self) -> parking_lot::MutexGuard<'_, ()> {
+    pub(crate) fn checkpoint_guard(&self) -> crate::lock::MutexGuard<'_, ()> {
         self.checkpoint_lock.lock()
     }
 
@@ -757,7 +784,7 @@ impl Node {
                         pin: RwLock::new(()),
                         closing: AtomicBool::new(false),
                         gate_mx: Mutex::new(()),
-                        gate_cv: parking_lot::Condvar::new(),
+                        gate_cv: Condvar::new(),
                         dropped: AtomicBool::new(false),
                         parts: RwLock::new(HashMap::new()),
                     }),
@@ -897,46 +924,60 @@ impl Node {
     }
 
     /// Rebuilds a part's key indexes (one per key of `TableDef::index_keys`) from its
-    /// heap; returns the entries added.
-    fn rebuild_index(&self, table: &TableRt, part: &Part) -> Result<usize> {
+    /// heap; returns the entries added. A part whose heap could not be indexed whole is
+    /// added to `damaged` (see [`Node::build_indexes`]).
+    fn rebuild_index(
+        &self,
+        table: &TableRt,
+        part: &Part,
+        damaged: &mut Vec<String>,
+    ) -> Result<usize> {
         let def = table.def.read().clone();
         part.indexes.write().clear();
         let ixs = part.set_index_keys(&def.index_keys());
-        Ok(self.build_indexes(&def, part, &ixs))
+        let (n, e) = self.build_indexes(&def, part, &ixs);
+        damaged.extend(e.map(|e| e.to_string()));
+        Ok(n)
     }
 
     /// Fills the (new, empty) indexes `ixs` from every tuple of `part`'s heap; returns
-    /// the entries added. Unreadable blocks are skipped (reading them fails later).
+    /// the entries added, and the error that stopped the build if one did.
+    ///
+    /// An index must never silently miss a version: if a block cannot be read, or a tuple
+    /// does not decode (its header, or its row — then its key is unknown), the indexes
+    /// are marked damaged ([`KeyIndex::mark_damaged`]) and lookups on them read the whole
+    /// segment instead, which reports the corruption. The node still opens: other
+    /// segments and tables stay usable (`docs/ARCHITECTURE.md`, "A tuple that does not
+    /// decode").
     pub(crate) fn build_indexes(
         &self,
         def: &TableDef,
         part: &Part,
         ixs: &[Arc<KeyedIndex>],
-    ) -> usize {
+    ) -> (usize, Option<Error>) {
         if ixs.is_empty() {
-            return 0;
+            return (0, None);
         }
         let mut maps: Vec<KeyIndex> = ixs.iter().map(|_| KeyIndex::default()).collect();
         let mut row = Vec::new();
         let heap = &part.heap;
-        for block in 0..heap.nblocks() {
-            let Ok(cp) = heap.page(block) else {
-                continue; // reported by build_fsm; reads of it fail with the error
-            };
-            let p = cp.page.read();
-            for slot in 0..p.slot_count() {
-                let Some(t) = p.tuple(slot) else { continue };
-                if crate::types::decode_row_into(
-                    def.column_types(),
-                    crate::tuple::payload(t),
-                    &mut row,
-                )
-                .is_some()
-                {
-                    for (ix, m) in ixs.iter().zip(maps.iter_mut()) {
-                        m.insert(def.key_hash(&ix.key, &row), Tid { block, slot });
-                    }
-                }
+        let built = heapwalk::for_each(heap, |t| {
+            heapwalk::decode_row(heap, t, def.column_types(), &mut row)?;
+            for (ix, m) in ixs.iter().zip(maps.iter_mut()) {
+                m.insert(def.key_hash(&ix.key, &row), t.tid);
+            }
+            Ok(ControlFlow::Continue(()))
+        });
+        if let Err(e) = &built {
+            log::error!(
+                "{}: key index not built from every tuple ({e}); lookups on segment {} of \
+                 table {:?} read the whole segment",
+                heap.rel_path().display(),
+                heap.segment(),
+                def.name
+            );
+            for m in &mut maps {
+                m.mark_damaged(e.to_string());
             }
         }
         let mut n = 0;
@@ -944,15 +985,33 @@ impl Node {
             n += m.len();
             *ix.map.write() = m;
         }
-        n
+        (n, built.err())
     }
 
-    /// Deletes a retired segment's directory and every file in it.
+    /// Deletes a retired segment's files — only the names the engine makes there — and
+    /// its directory when that left it empty (anything else stays, with a warning).
     pub(crate) fn remove_segment_dir(&self, content: u16) -> Result<()> {
         let seg_dir = self.dir.join(segment_dir_name(content));
+        let mut left = Vec::new();
         for name in self.vfs.list_dir(&seg_dir).map_err(io("list", &seg_dir))? {
-            let path = seg_dir.join(&name);
-            self.vfs.remove_file(&path).map_err(io("remove", &path))?;
+            if crate::datadir::parse_part_file(&name).is_some() {
+                let path = seg_dir.join(&name);
+                self.vfs.remove_file(&path).map_err(io("remove", &path))?;
+            } else {
+                left.push(name);
+            }
+        }
+        self.vfs
+            .sync_dir(&seg_dir)
+            .map_err(io("fsync dir", &seg_dir))?;
+        if !left.is_empty() {
+            log::warn!(
+                "{}: retired segment {content}'s directory kept: it holds files segexpand did \
+                 not make ({})",
+                seg_dir.display(),
+                left.join(", ")
+            );
+            return Ok(());
         }
         self.vfs
             .remove_dir(&seg_dir)
@@ -963,8 +1022,9 @@ impl Node {
     }
 
     /// Removes heap and VM files of tables that are not in the catalog (left by a crash
-    /// between a DROP's checkpoint and its file removal), and directories of segments
-    /// that are not (a crash while retiring one).
+    /// between a DROP's checkpoint and its file removal), and the files of segments that
+    /// are not (a crash while retiring one). Only names the engine makes go, and for
+    /// tables only ids it has handed out.
     fn remove_orphan_files(&self) -> Result<()> {
         let contents = self.segments();
         for name in self
@@ -972,26 +1032,22 @@ impl Node {
             .list_dir(&self.dir)
             .map_err(io("list", &self.dir))?
         {
-            let retired = name
-                .strip_prefix("seg")
-                .and_then(|d| d.parse::<u16>().ok())
-                .filter(|c| !contents.contains(c));
+            let retired =
+                crate::datadir::parse_segment_dir(&name).filter(|c| !contents.contains(c));
             if let Some(c) = retired {
-                log::info!("removing the directory of retired segment {c}");
+                log::info!("removing the files of retired segment {c}");
                 self.remove_segment_dir(c)?;
             }
         }
         let live: std::collections::HashSet<u32> =
             self.catalog.read().tables.iter().map(|t| t.id).collect();
+        let next_table = self.next_table.load(Ordering::Acquire);
         for seg in self.segments() {
             let seg_dir = self.dir.join(segment_dir_name(seg));
             let mut removed = false;
             for name in self.vfs.list_dir(&seg_dir).map_err(io("list", &seg_dir))? {
-                let id = name
-                    .strip_prefix('t')
-                    .and_then(|r| r.strip_suffix(".heap").or_else(|| r.strip_suffix(".vm")))
-                    .and_then(|d| d.parse::<u32>().ok());
-                if let Some(id) = id.filter(|id| !live.contains(id)) {
+                let id = crate::datadir::parse_part_file(&name);
+                if let Some(id) = id.filter(|id| !live.contains(id) && *id < next_table) {
                     log::info!("removing {name} of dropped table {id} from segment {seg}");
                     let path = seg_dir.join(&name);
                     self.vfs.remove_file(&path).map_err(io("remove", &path))?;
@@ -1310,27 +1366,15 @@ impl Node {
         let heap = &part.heap;
         let cp = heap.page(tid.block)?;
         let mut p = cp.page.write();
-        let t = p.tuple(tid.slot).ok_or_else(|| {
-            Error::InvalidArgument(format!(
-                "no tuple at {tid:?} of table {} segment {}",
-                heap.table(),
-                heap.segment()
-            ))
-        })?;
-        let h = TupleHeader::decode(t).ok_or_else(|| {
-            Error::corrupt(
-                Location {
-                    segment: Some(heap.segment()),
-                    table: Some(heap.table()),
-                    block: Some(tid.block),
-                    ..Location::file(heap.rel_path())
-                },
-                CorruptionKind::Invalid(format!(
-                    "tuple header in slot {} does not decode",
-                    tid.slot
-                )),
-            )
-        })?;
+        let h = heapwalk::tuple_at(heap, &p, tid.slot)?
+            .ok_or_else(|| {
+                Error::InvalidArgument(format!(
+                    "no tuple at {tid:?} of table {} segment {}",
+                    heap.table(),
+                    heap.segment()
+                ))
+            })?
+            .header;
         if link.is_some() {
             assert_eq!(h.xmax, xid, "linking {tid:?}, which {xid} has not claimed");
         } else {
@@ -1427,7 +1471,8 @@ impl Node {
         Ok(())
     }
 
-    /// Reads the tuple at `tid`: header and payload, whatever its visibility.
+    /// Reads the tuple at `tid`: header and payload, whatever its visibility; `None` for
+    /// an unused slot. A tuple that does not decode is [`Error::Corruption`].
     pub fn read_tuple(
         &self,
         segment: u16,
@@ -1437,12 +1482,12 @@ impl Node {
         let heap = self.heap(segment, table)?;
         let cp = heap.page(tid.block)?;
         let p = cp.page.read();
-        Ok(p.tuple(tid.slot)
-            .and_then(|t| TupleHeader::decode(t).map(|h| (h, crate::tuple::payload(t).to_vec()))))
+        Ok(heapwalk::tuple_at(&heap, &p, tid.slot)?.map(|t| (t.header, t.payload.to_vec())))
     }
 
     /// Calls `f` for every tuple version of `table` on `segment` (header and payload), in
-    /// block order. Stops at the first error (an unreadable page, say).
+    /// block order. Stops at the first error: an unreadable page, or a tuple that does
+    /// not decode ([`crate::heapwalk`]).
     pub fn for_each_tuple(
         &self,
         segment: u16,
@@ -1450,18 +1495,10 @@ impl Node {
         mut f: impl FnMut(Tid, &TupleHeader, &[u8]),
     ) -> Result<()> {
         let heap = self.heap(segment, table)?;
-        for block in 0..heap.nblocks() {
-            let cp = heap.page(block)?;
-            let p = cp.page.read();
-            for slot in 0..p.slot_count() {
-                if let Some(t) = p.tuple(slot) {
-                    if let Some(h) = TupleHeader::decode(t) {
-                        f(Tid { block, slot }, &h, crate::tuple::payload(t));
-                    }
-                }
-            }
-        }
-        Ok(())
+        heapwalk::for_each(&heap, |t| {
+            f(t.tid, &t.header, t.payload);
+            Ok(ControlFlow::Continue(()))
+        })
     }
 
     /// The payloads of all live tuples of `table` on `segment` (latest committed state).
@@ -1478,53 +1515,46 @@ impl Node {
     /// Removes from `table` on `segment` every tuple version no transaction can see any
     /// more: inserted by an aborted transaction, or deleted by a committed one below
     /// `horizon_xid`. Each pruned page is logged as a page image; index entries of the
-    /// removed versions go too.
+    /// removed versions go too. A tuple that does not decode (header, or the row of a
+    /// removed version) stops it with [`Error::Corruption`]; pages pruned before stay
+    /// pruned.
     pub fn prune(&self, segment: u16, table: u32, horizon_xid: u64) -> Result<PruneStats> {
         self.poison.check()?;
         let rt = self.table_rt(table)?;
         let def = rt.def.read().clone();
         let part = self.part(segment, table)?;
         let heap = &part.heap;
+        // Rows are needed to find the removed versions' index entries (tables with
+        // columns; a raw table has no index).
+        let typed = !def.columns.is_empty();
         let mut stats = PruneStats::default();
-        let mut row = Vec::new();
         for block in 0..heap.nblocks() {
             let cp = heap.page(block)?;
             let mut p = cp.page.write();
             stats.pages_scanned += 1;
-            let dead: Vec<u16> = (0..p.slot_count())
-                .filter(|s| {
-                    p.tuple(*s).and_then(TupleHeader::decode).is_some_and(|h| {
-                        self.clog.get(h.xmin) == XidStatus::Aborted
-                            || (h.xmax != 0
-                                && h.xmax < horizon_xid
-                                && h.flags & crate::tuple::FLAG_LOCK_ONLY == 0
-                                && self.clog.get(h.xmax) == XidStatus::Committed)
-                    })
-                })
-                .collect();
+            let mut dead: Vec<u16> = Vec::new();
+            let mut dead_rows: Vec<(Tid, crate::table::Row)> = Vec::new();
+            for t in heapwalk::tuples(heap, &p) {
+                let t = t?;
+                let h = &t.header;
+                let removable = self.clog.get(h.xmin) == XidStatus::Aborted
+                    || (h.xmax != 0
+                        && h.xmax < horizon_xid
+                        && h.flags & crate::tuple::FLAG_LOCK_ONLY == 0
+                        && self.clog.get(h.xmax) == XidStatus::Committed);
+                if !removable {
+                    continue;
+                }
+                dead.push(t.tid.slot);
+                if typed {
+                    let mut row = Vec::new();
+                    heapwalk::decode_row(heap, &t, def.column_types(), &mut row)?;
+                    dead_rows.push((t.tid, row));
+                }
+            }
             if dead.is_empty() {
                 continue;
             }
-            let indexes: Vec<Arc<KeyedIndex>> = part.indexes.read().clone();
-            let unindex: Vec<(usize, u64, Tid)> = if indexes.is_empty() {
-                Vec::new()
-            } else {
-                let mut out = Vec::new();
-                for slot in &dead {
-                    let Some(payload) = p.tuple(*slot).map(crate::tuple::payload) else {
-                        continue;
-                    };
-                    if crate::types::decode_row_into(def.column_types(), payload, &mut row)
-                        .is_none()
-                    {
-                        continue;
-                    }
-                    for (i, ix) in indexes.iter().enumerate() {
-                        out.push((i, def.key_hash(&ix.key, &row), Tid { block, slot: *slot }));
-                    }
-                }
-                out
-            };
             let before = p.lsn();
             stats.bytes_freed += p.prune(&dead) as u64;
             stats.versions_removed += dead.len() as u64;
@@ -1539,12 +1569,17 @@ impl Node {
             cp.mark_dirty();
             heap.set_free(block, p.free_space());
             drop(p);
-            // The index is changed after the page lock is released: lookups hold the
-            // index lock while they read pages (lock order: index, then page).
-            for (i, ix) in indexes.iter().enumerate() {
-                let mut map = ix.map.write();
-                for (_, h, tid) in unindex.iter().filter(|u| u.0 == i) {
-                    map.remove(*h, *tid);
+            // The index set is read, and the indexes changed, only after the page lock is
+            // released: lookups hold the index set and an index while they read pages
+            // (lock order: index set, key index, heap page). Taking the set under the
+            // page lock deadlocked with a lookup and a writer queued on the set.
+            if !dead_rows.is_empty() {
+                let indexes: Vec<Arc<KeyedIndex>> = part.indexes.read().clone();
+                for ix in &indexes {
+                    let mut map = ix.map.write();
+                    for (tid, row) in &dead_rows {
+                        map.remove(def.key_hash(&ix.key, row), *tid);
+                    }
                 }
             }
         }
@@ -1585,6 +1620,16 @@ impl Node {
         };
         self.wal.flush_all()?;
         let parts = self.all_parts();
+        // Taken before the dirty pages are written: every block below each count is on
+        // disk once this checkpoint completes (format.md, "Heap-length section").
+        let heaps: Vec<HeapLen> = parts
+            .iter()
+            .map(|(_, p)| HeapLen {
+                segment: p.heap.segment(),
+                table: p.heap.table(),
+                blocks: p.heap.nblocks(),
+            })
+            .collect();
         let mut pages_written = 0;
         for (_, part) in &parts {
             pages_written += part.heap.write_dirty(&self.wal, &self.poison)?;
@@ -1608,6 +1653,7 @@ impl Node {
             next_table,
             catalog,
             clog,
+            heaps,
         };
         self.write_control(&control)?;
         let wal_files_removed = self.wal.remove_before(redo_lsn)?;
@@ -1689,6 +1735,54 @@ impl Drop for Node {
     fn drop(&mut self) {
         self.stop_flusher.store(true, Ordering::Release);
     }
+}
+
+fn check_segment_count(segments: u16) -> Result<()> {
+    if segments == 0 || segments > SEGMENTS_MAX {
+        return Err(Error::InvalidArgument(format!(
+            "segment count {segments} out of range 1..={SEGMENTS_MAX}"
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses to open a node one of whose heap files is shorter than the last checkpoint
+/// wrote it (and no truncate, drop or retirement since explains it): the rows of the
+/// missing blocks would otherwise vanish without a word.
+fn check_heap_lengths(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    control: &Control,
+    records: &[Record],
+) -> Result<()> {
+    for h in crate::control::heaps_to_check(&control.heaps, records.iter().map(|r| &r.body)) {
+        let rel =
+            Path::new(&segment_dir_name(h.segment)).join(crate::heap::heap_file_name(h.table));
+        let path = dir.join(&rel);
+        let location = Location {
+            segment: Some(h.segment),
+            table: Some(h.table),
+            ..Location::file(&rel)
+        };
+        let found = match vfs.open_read(&path) {
+            Ok(f) => f.len().map_err(io("stat", &path))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::corrupt(location, CorruptionKind::Missing))
+            }
+            Err(e) => return Err(Error::io("open", &path, e)),
+        };
+        let expected = u64::from(h.blocks) * crate::page::PAGE_BYTES as u64;
+        if found < expected {
+            return Err(Error::corrupt(
+                location,
+                CorruptionKind::ShortFile {
+                    expected_bytes: expected,
+                    found_bytes: found,
+                },
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A page-image record body for page `p`.

@@ -8,9 +8,9 @@
 use crate::catalog::{Layout, Redistribution, TableDef};
 use crate::clog::XidStatus;
 use crate::error::{Error, Result};
+use crate::heapwalk;
 use crate::node::{image_body, set_bits_in_place, Claim, Node, Part, PruneStats, TableRt};
-use crate::tuple::{payload, NextVersion, Tid, TupleHeader, FLAG_LOCK_ONLY, FLAG_MOVED};
-use crate::types::decode_row_into;
+use crate::tuple::{NextVersion, Tid, TupleHeader, FLAG_LOCK_ONLY, FLAG_MOVED};
 use crate::wal::record::{Body, PageRef};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -517,10 +517,8 @@ impl Node {
         }
         let cp = heap.page(block)?;
         let p = cp.page.read();
-        for slot in 0..p.slot_count() {
-            let Some(h) = p.tuple(slot).and_then(TupleHeader::decode) else {
-                continue;
-            };
+        for t in heapwalk::tuples(heap, &p) {
+            let h = t?.header;
             if h.migration_bit() == old_bit && !settled_dead(self, &h) {
                 return Ok(false);
             }
@@ -573,22 +571,22 @@ impl Node {
             {
                 let cp = heap.page(block)?;
                 let p = cp.page.read();
-                for slot in 0..p.slot_count() {
-                    let Some(t) = p.tuple(slot) else { continue };
-                    let Some(h) = TupleHeader::decode(t) else {
-                        continue;
-                    };
-                    if h.migration_bit() != old_bit || settled_dead(self, &h) {
+                // A tuple that does not decode stops the batch (the caller aborts it, and
+                // the block keeps its VM bit clear).
+                for t in heapwalk::tuples(&heap, &p) {
+                    let t = t?;
+                    let h = &t.header;
+                    if h.migration_bit() != old_bit || settled_dead(self, h) {
                         continue;
                     }
-                    decode_row_into(def.column_types(), payload(t), &mut row)
-                        .ok_or_else(|| crate::table::corrupt_tuple(part, block, slot))?;
+                    heapwalk::decode_row(&heap, &t, def.column_types(), &mut row)?;
                     let to = dest.segment_of(def.key_hash(&dest.key, &row));
+                    let slot = t.tid.slot;
                     if to == segment && !limits.rewrite_all {
                         stays.push(slot);
                         stay_bytes += t.len() as u64;
                     } else if self.clog().get(h.xmin) == XidStatus::Committed {
-                        moves.push((slot, to, payload(t).to_vec(), std::mem::take(&mut row)));
+                        moves.push((slot, to, t.payload.to_vec(), std::mem::take(&mut row)));
                     } else {
                         report.counts.rows_skipped += 1; // its insert has not committed yet
                     }
@@ -655,15 +653,13 @@ impl Node {
         let heap = part.heap();
         let cp = heap.page(block)?;
         let mut p = cp.page.write();
-        let slots: Vec<u16> = slots
-            .iter()
-            .copied()
-            .filter(|s| {
-                p.tuple(*s)
-                    .and_then(TupleHeader::decode)
-                    .is_some_and(|h| h.migration_bit() != bit)
-            })
-            .collect();
+        let mut changed = Vec::with_capacity(slots.len());
+        for s in slots {
+            if heapwalk::tuple_at(heap, &p, *s)?.is_some_and(|t| t.header.migration_bit() != bit) {
+                changed.push(*s);
+            }
+        }
+        let slots = changed;
         if slots.is_empty() {
             return Ok(slots);
         }
@@ -828,6 +824,9 @@ impl Node {
     ///   version on its segment in the other layout (so when stable, invariant 4: every
     ///   live row on `h_L(key)` with the current bit);
     /// - a block whose VM bit is set holds no live version with the old bit (invariant 3).
+    ///
+    /// A tuple that does not decode is an [`Error::Corruption`], as for every reader
+    /// ([`crate::heapwalk`]), not a problem in the list.
     pub fn check_placement(&self, table: &str) -> Result<Vec<String>> {
         let rt = self.table_rt_by_name(table)?;
         let def = rt.def.read().clone();
@@ -854,26 +853,20 @@ impl Node {
                 };
                 let cp = heap.page(block)?;
                 let p = cp.page.read();
-                for slot in 0..p.slot_count() {
-                    let Some(t) = p.tuple(slot) else { continue };
-                    let Some(h) = TupleHeader::decode(t) else {
-                        problems.push(format!("seg {seg} block {block} slot {slot}: bad header"));
-                        continue;
-                    };
+                for t in heapwalk::tuples(&heap, &p) {
+                    let t = t?;
+                    let (h, slot) = (&t.header, t.tid.slot);
                     let old = h.migration_bit() != write_bit;
-                    if vm_set && old && !settled_dead(self, &h) {
+                    if vm_set && old && !settled_dead(self, h) {
                         problems.push(format!(
                             "seg {seg} block {block} slot {slot}: VM bit set but the version \
                              carries the old bit and may be live"
                         ));
                     }
-                    if !self.is_live(&h) || def.columns.is_empty() {
+                    if !self.is_live(h) || def.columns.is_empty() {
                         continue;
                     }
-                    if decode_row_into(def.column_types(), payload(t), &mut row).is_none() {
-                        problems.push(format!("seg {seg} block {block} slot {slot}: bad row"));
-                        continue;
-                    }
+                    heapwalk::decode_row(&heap, &t, def.column_types(), &mut row)?;
                     if old && def.redistribution.is_none() {
                         problems.push(format!(
                             "seg {seg} block {block} slot {slot}: live row {row:?} of a stable \

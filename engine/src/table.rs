@@ -52,16 +52,19 @@
 //! ```
 
 use crate::catalog::{Column, Layout, TableDef};
-use crate::error::{CorruptionKind, Error, Location, Result};
+use crate::error::{Error, Result};
 use crate::hash::{KeyHasher, Placement};
+use crate::heap::Heap;
+use crate::heapwalk::{self, HeapTuple};
 use crate::index::KeyedIndex;
 use crate::node::{image_body, Claim, Node, Part, PruneStats, TableRt};
 use crate::page::Page;
-use crate::tuple::{payload, NextVersion, Tid, TupleHeader, FLAG_UPDATED};
+use crate::tuple::{NextVersion, Tid, TupleHeader, FLAG_UPDATED};
 use crate::txn::Snapshot;
-use crate::types::{decode_row_into, encode_row, Type, Value};
+use crate::types::{encode_row, Type, Value};
 use crate::wal::record::{Body, PageRef};
 use std::collections::HashMap;
+use std::ops::ControlFlow;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -164,7 +167,7 @@ struct Stmt<'r> {
     def: Arc<TableDef>,
     snap: Snapshot,
     /// A DML statement's layout pin; given up while it waits for a row lock.
-    pin: std::cell::RefCell<Option<parking_lot::RwLockReadGuard<'r, ()>>>,
+    pin: std::cell::RefCell<Option<crate::lock::RwLockReadGuard<'r, ()>>>,
 }
 
 impl Stmt<'_> {
@@ -189,19 +192,6 @@ struct Found {
     segment: u16,
     tid: Tid,
     row: Row,
-}
-
-pub(crate) fn corrupt_tuple(part: &Part, block: u32, slot: u16) -> Error {
-    let heap = part.heap();
-    Error::corrupt(
-        Location {
-            segment: Some(heap.segment()),
-            table: Some(heap.table()),
-            block: Some(block),
-            ..Location::file(heap.rel_path())
-        },
-        CorruptionKind::Invalid(format!("tuple in slot {slot} is not a row of its table")),
-    )
 }
 
 impl Node {
@@ -614,7 +604,7 @@ impl<'a> Txn<'a> {
     }
 
     /// Takes the layout pin of `rt`, counting a wait if a redistribution step holds it.
-    fn pin<'r>(&self, rt: &'r TableRt) -> parking_lot::RwLockReadGuard<'r, ()> {
+    fn pin<'r>(&self, rt: &'r TableRt) -> crate::lock::RwLockReadGuard<'r, ()> {
         let (guard, waited) = rt.pin();
         if waited {
             self.waits.set(self.waits.get() + 1);
@@ -722,6 +712,13 @@ impl<'a> Txn<'a> {
                 return self.find_by_scan(st, &part, segment, &want, &mut out);
             };
             let index = ix.map.read();
+            if index.damaged().is_some() {
+                // The index could not be built from every tuple (see `build_indexes`): it
+                // may miss the row, so read the segment, which reports the bad tuple.
+                drop(index);
+                drop(ixs);
+                return self.find_by_scan(st, &part, segment, &want, &mut out);
+            }
             let mut r = Ok(());
             index.for_each(hash, |tid| {
                 if r.is_ok() {
@@ -750,13 +747,11 @@ impl<'a> Txn<'a> {
         out: &mut Vec<Found>,
     ) -> Result<()> {
         let clog = self.node.clog();
-        for block in 0..part.heap().nblocks() {
-            let slots = part.heap().page(block)?.page.read().slot_count();
-            for slot in 0..slots {
-                self.found_at(st, clog, part, segment, Tid { block, slot }, want, out)?;
-            }
-        }
-        Ok(())
+        let heap = part.heap();
+        heapwalk::for_each(heap, |t| {
+            self.match_version(st, clog, heap, segment, t, want, out)?;
+            Ok(ControlFlow::Continue(()))
+        })
     }
 
     /// Adds the version at `tid` to `out` if the statement sees it and its key columns
@@ -775,25 +770,45 @@ impl<'a> Txn<'a> {
         want: &[(usize, Value)],
         out: &mut Vec<Found>,
     ) -> Result<()> {
-        let cp = part.heap().page(tid.block)?;
+        let heap = part.heap();
+        let cp = heap.page(tid.block)?;
         let p = cp.page.read();
-        let Some(t) = p.tuple(tid.slot) else {
-            return Ok(());
-        };
-        let Some(h) = TupleHeader::decode(t) else {
-            return Err(corrupt_tuple(part, tid.block, tid.slot));
-        };
-        if !st.snap.sees(&h, clog) {
+        match heapwalk::tuple_at(heap, &p, tid.slot)? {
+            Some(t) => self.match_version(st, clog, heap, segment, &t, want, out),
+            None => Ok(()),
+        }
+    }
+
+    /// Adds version `t` to `out` if the statement sees it and its key columns equal
+    /// `want`.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the lookup's context, passed down"
+    )]
+    fn match_version(
+        &self,
+        st: &Stmt<'_>,
+        clog: &crate::clog::Clog,
+        heap: &Heap,
+        segment: u16,
+        t: &HeapTuple<'_>,
+        want: &[(usize, Value)],
+        out: &mut Vec<Found>,
+    ) -> Result<()> {
+        if !st.snap.sees(&t.header, clog) {
             return Ok(());
         }
         let mut row = Vec::new();
-        decode_row_into(st.def.column_types(), payload(t), &mut row)
-            .ok_or_else(|| corrupt_tuple(part, tid.block, tid.slot))?;
+        heapwalk::decode_row(heap, t, st.def.column_types(), &mut row)?;
         if want
             .iter()
             .all(|(i, v)| row.get(*i).is_some_and(|r| r.key_eq(v)))
         {
-            out.push(Found { segment, tid, row });
+            out.push(Found {
+                segment,
+                tid: t.tid,
+                row,
+            });
         }
         Ok(())
     }
@@ -818,27 +833,25 @@ impl<'a> Txn<'a> {
         let mut row = Vec::new();
         let clog = self.node.clog();
         let mut n = 0;
+        let mut stopped = false;
         for segment in 0..st.scan_segments() {
             let part = st.part(segment)?;
             let heap = part.heap();
-            for block in 0..heap.nblocks() {
-                let cp = heap.page(block)?;
-                let p = cp.page.read();
-                for slot in 0..p.slot_count() {
-                    let Some(t) = p.tuple(slot) else { continue };
-                    let Some(h) = TupleHeader::decode(t) else {
-                        return Err(corrupt_tuple(&part, block, slot));
-                    };
-                    if !st.snap.sees(&h, clog) {
-                        continue;
-                    }
-                    decode_row_into(st.def.column_types(), payload(t), &mut row)
-                        .ok_or_else(|| corrupt_tuple(&part, block, slot))?;
-                    n += 1;
-                    if !f(segment, Tid { block, slot }, &row) {
-                        return Ok(n);
-                    }
+            heapwalk::for_each(heap, |t| {
+                if !st.snap.sees(&t.header, clog) {
+                    return Ok(ControlFlow::Continue(()));
                 }
+                heapwalk::decode_row(heap, t, st.def.column_types(), &mut row)?;
+                n += 1;
+                if f(segment, t.tid, &row) {
+                    Ok(ControlFlow::Continue(()))
+                } else {
+                    stopped = true;
+                    Ok(ControlFlow::Break(()))
+                }
+            })?;
+            if stopped {
+                break;
             }
         }
         Ok(n)
@@ -988,20 +1001,17 @@ impl<'a> Txn<'a> {
                         xmax,
                     } => {
                         let npart = st.part(next.segment)?;
-                        let cp = npart.heap().page(next.tid.block)?;
+                        let nheap = npart.heap();
+                        let cp = nheap.page(next.tid.block)?;
                         let p = cp.page.read();
-                        let Some(t) = p.tuple(next.tid.slot) else {
+                        let Some(t) = heapwalk::tuple_at(nheap, &p, next.tid.slot)? else {
                             break;
                         };
-                        let Some(h) = TupleHeader::decode(t) else {
-                            return Err(corrupt_tuple(&npart, next.tid.block, next.tid.slot));
-                        };
-                        if h.xmin != xmax {
+                        if t.header.xmin != xmax {
                             break; // the newer version is gone (pruned): the row was deleted
                         }
                         let mut row = Vec::new();
-                        decode_row_into(st.def.column_types(), payload(t), &mut row)
-                            .ok_or_else(|| corrupt_tuple(&npart, next.tid.block, next.tid.slot))?;
+                        heapwalk::decode_row(nheap, &t, st.def.column_types(), &mut row)?;
                         if !recheck(&row) {
                             break;
                         }

@@ -14,8 +14,8 @@
 
 use crate::clog::{Clog, XidStatus, BOOTSTRAP_XID};
 use crate::error::{Error, Result};
+use crate::lock::{rank, Condvar, Mutex};
 use crate::tuple::{TupleHeader, FLAG_LOCK_ONLY};
-use parking_lot::{Condvar, Mutex};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -34,7 +34,7 @@ struct State {
 /// The running transactions.
 #[derive(Debug)]
 pub struct TxnManager {
-    state: Mutex<State>,
+    state: Mutex<State, rank::Txns>,
     ended: Condvar,
     next_xid: AtomicU64,
 }

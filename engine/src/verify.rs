@@ -1,17 +1,25 @@
 //! Offline verification of a data directory, in the manner of `pg_checksums` and
-//! `amcheck`: every page checksum and structure, every WAL record, every VM file and the
-//! control file. Nothing is modified.
+//! `amcheck`: every page checksum and structure, every heap file's length, every WAL
+//! record, every VM file and the control file. Nothing is modified: every file is opened
+//! read-only (a read-only mount or a copy works), and the directory's lock is taken
+//! shared, so a directory a node has open is refused rather than read mid-change.
+//!
+//! The tables and segments checked are the control file's catalog brought up to the end
+//! of the WAL (tables created since the last checkpoint included), and the WAL is judged
+//! by the rule recovery uses: a torn tail is not a problem (recovery cuts it; it is
+//! noted), a bad record with valid log after it is.
 
-use crate::control::{Catalog, Control};
+use crate::control::{heaps_to_check, Catalog, Control};
+use crate::datadir::{
+    heap_file_name, lock_shared, segment_dir_name, vm_file_name, CONTROL_FILE, WAL_DIR,
+};
 use crate::error::{Error, Result};
-use crate::heap::{heap_file_name, segment_dir_name};
-use crate::node::{CONTROL_FILE, WAL_DIR};
 use crate::page::{Page, PageId, PAGE_BYTES};
 use crate::vfs::{read_all, Vfs};
-use crate::vm::{vm_file_name, VisibilityMap};
-use crate::wal::file::{check_header, FILE_HEADER_BYTES};
-use crate::wal::record::{decode, Body};
-use crate::wal::scan::list_files;
+use crate::vm::VisibilityMap;
+use crate::wal::record::{Body, Record};
+use crate::wal::scan::{list_files, scan};
+use std::collections::HashSet;
 use std::fmt;
 use std::path::Path;
 
@@ -61,6 +69,9 @@ impl fmt::Display for Problem {
 pub struct Report {
     /// Problems, one per finding.
     pub problems: Vec<Problem>,
+    /// Things worth knowing that are not problems (a torn WAL tail that recovery will cut,
+    /// a node that was not shut down cleanly).
+    pub notes: Vec<String>,
     /// Heap pages checked.
     pub pages: u64,
     /// WAL records checked.
@@ -81,27 +92,50 @@ fn problem(file: impl Into<String>, what: impl Into<String>) -> Problem {
     }
 }
 
-/// Checks the data directory `dir`. Fails only if `dir` cannot be read at all.
+/// Checks the data directory `dir`. Fails only if `dir` cannot be read at all, holds
+/// no node, or is in use by a node ([`Error::DirInUse`]).
 pub fn verify_dir(vfs: &dyn Vfs, dir: &Path) -> Result<Report> {
+    let _lock = lock_shared(vfs, dir)?;
     let mut r = Report::default();
     let control = check_control(vfs, dir, &mut r)?;
-    check_wal(vfs, dir, control.as_ref(), &mut r)?;
-    let catalog = control.map(|c| c.catalog).unwrap_or_default();
-    check_segments(vfs, dir, &catalog, &mut r)?;
+    let records = check_wal(vfs, dir, control.as_ref(), &mut r)?;
+    if let Some(c) = &control {
+        let since_redo: Vec<&Record> = records.iter().filter(|x| x.lsn >= c.redo_lsn).collect();
+        let catalog = catalog_at_end(&c.catalog, since_redo.iter().map(|x| &x.body));
+        let lengths = heaps_to_check(&c.heaps, since_redo.iter().map(|x| &x.body));
+        check_segments(vfs, dir, c, &catalog, &lengths, &mut r)?;
+    }
     Ok(r)
 }
 
 fn check_control(vfs: &dyn Vfs, dir: &Path, r: &mut Report) -> Result<Option<Control>> {
     let path = dir.join(CONTROL_FILE);
-    if !vfs.exists(&path).map_err(|e| Error::io("stat", &path, e))? {
-        return Err(Error::NotInitialized(dir.to_path_buf()));
-    }
-    let f = vfs
-        .open(&path, false)
-        .map_err(|e| Error::io("open", &path, e))?;
+    let f = match vfs.open_read(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let state = crate::datadir::inspect(vfs, dir)?;
+            return Err(match state {
+                crate::datadir::DirState::Missing | crate::datadir::DirState::Empty => {
+                    Error::NotInitialized(dir.to_path_buf())
+                }
+                s => Error::DirRefused {
+                    dir: dir.to_path_buf(),
+                    reason: s.refusal(),
+                },
+            });
+        }
+        Err(e) => return Err(Error::io("open", &path, e)),
+    };
     let bytes = read_all(&*f).map_err(|e| Error::io("read", &path, e))?;
     match Control::decode(&bytes) {
-        Ok(c) => Ok(Some(c)),
+        Ok(c) => {
+            if c.state != crate::control::NodeState::ShutDown {
+                r.notes.push(
+                    "the node was not shut down cleanly: opening it runs recovery".to_string(),
+                );
+            }
+            Ok(Some(c))
+        }
         Err(k) => {
             r.problems.push(problem(CONTROL_FILE, k.to_string()));
             Ok(None)
@@ -109,67 +143,105 @@ fn check_control(vfs: &dyn Vfs, dir: &Path, r: &mut Report) -> Result<Option<Con
     }
 }
 
-fn check_wal(vfs: &dyn Vfs, dir: &Path, control: Option<&Control>, r: &mut Report) -> Result<()> {
+/// Scans the whole WAL (every file present) by recovery's rule; returns the valid
+/// records read.
+fn check_wal(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    control: Option<&Control>,
+    r: &mut Report,
+) -> Result<Vec<Record>> {
     let wal_dir = dir.join(WAL_DIR);
     let files = list_files(vfs, &wal_dir)?;
-    let mut saw_checkpoint = false;
-    let mut expect_start: Option<u64> = None;
-    for f in &files {
-        let name = format!("{WAL_DIR}/{}", f.name);
-        if let Some(e) = expect_start {
-            if e != f.start {
-                r.problems.push(problem(
-                    &name,
-                    format!("gap in the log: previous file ends at LSN {e}"),
+    let from = match (files.first(), control) {
+        (Some(f), Some(c)) if f.start > c.redo_lsn => {
+            // Recovery needs the log from the redo point; name what is missing.
+            let mut p = problem(
+                format!("{WAL_DIR}/{}", f.name),
+                format!(
+                    "WAL files are missing: recovery must start at LSN {} (the control \
+                     file's redo point), but the oldest file present, {}, starts at LSN {}",
+                    c.redo_lsn, f.name, f.start
+                ),
+            );
+            p.offset = Some(0);
+            r.problems.push(p);
+            f.start
+        }
+        (Some(f), _) => f.start,
+        (None, Some(c)) => c.redo_lsn,
+        (None, None) => return Ok(Vec::new()),
+    };
+    let records = match scan(vfs, &wal_dir, from) {
+        Ok(s) => {
+            if let Some(cut) = &s.cut {
+                r.notes.push(format!(
+                    "the WAL ends in a torn tail at LSN {} ({}): recovery cuts {} bytes that \
+                     were never synced",
+                    cut.lsn, cut.reason, cut.bytes_discarded
                 ));
             }
+            s.records
         }
-        let path = wal_dir.join(&f.name);
-        let file = vfs
-            .open(&path, false)
-            .map_err(|e| Error::io("open", &path, e))?;
-        let bytes = read_all(&*file).map_err(|e| Error::io("read", &path, e))?;
-        if let Err(why) = check_header(&bytes, f.start) {
-            r.problems.push(problem(&name, why));
-            expect_start = None;
-            continue;
+        Err(Error::Corruption { location, kind }) => {
+            let mut p = problem(location.file.display().to_string(), kind.to_string());
+            p.offset = location.offset;
+            r.problems.push(p);
+            Vec::new()
         }
-        let mut off = FILE_HEADER_BYTES;
-        while off < bytes.len() {
-            let lsn = f.start + off as u64;
-            match decode(bytes.get(off..).unwrap_or(&[]), lsn) {
-                Ok((rec, n)) => {
-                    r.wal_records += 1;
-                    if let (Body::Checkpoint { .. }, Some(c)) = (&rec.body, control) {
-                        saw_checkpoint |= rec.lsn == c.checkpoint_lsn;
-                    }
-                    off += n;
-                }
-                Err(e) => {
-                    let mut p = problem(&name, format!("invalid WAL record at LSN {lsn}: {e}"));
-                    p.offset = Some(off as u64);
-                    r.problems.push(p);
-                    break;
-                }
-            }
-        }
-        expect_start = Some(f.start + off as u64);
-    }
+        Err(e) => return Err(e),
+    };
+    r.wal_records = records.len() as u64;
     if let Some(c) = control {
-        if !saw_checkpoint {
+        let found = records.iter().any(|x| {
+            x.lsn == c.checkpoint_lsn
+                && matches!(x.body, Body::Checkpoint { redo_lsn, .. } if redo_lsn == c.redo_lsn)
+        });
+        if !found && r.problems.is_empty() {
             r.problems.push(problem(
                 WAL_DIR,
                 format!(
-                    "checkpoint record at LSN {} (named by the control file) not found",
-                    c.checkpoint_lsn
+                    "the checkpoint record at LSN {} that the control file names is not in \
+                     the WAL (the log ends at LSN {})",
+                    c.checkpoint_lsn,
+                    records.last().map_or(from, |x| x.lsn)
                 ),
             ));
         }
     }
-    Ok(())
+    Ok(records)
 }
 
-fn check_segments(vfs: &dyn Vfs, dir: &Path, catalog: &Catalog, r: &mut Report) -> Result<()> {
+/// The catalog after applying the catalog records `bodies` to `base`.
+fn catalog_at_end<'a>(base: &Catalog, bodies: impl Iterator<Item = &'a Body>) -> Catalog {
+    let mut c = base.clone();
+    for b in bodies {
+        match b {
+            Body::CreateSegment { config } => c.put_segment(config.clone()),
+            Body::CreateTable { def } | Body::PutTable { def } => c.put_table(def.clone()),
+            Body::DropTable { table } => c.tables.retain(|t| t.id != *table),
+            Body::RetireSegment { content } => c.segments.retain(|s| s.content != *content),
+            _ => {}
+        }
+    }
+    c
+}
+
+fn check_segments(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    control: &Control,
+    catalog: &Catalog,
+    lengths: &[crate::control::HeapLen],
+    r: &mut Report,
+) -> Result<()> {
+    // Parts the checkpoint recorded must have their files; parts made since may not yet.
+    let checkpointed: HashSet<(u16, u32)> = control
+        .catalog
+        .contents()
+        .into_iter()
+        .flat_map(|s| control.catalog.tables.iter().map(move |t| (s, t.id)))
+        .collect();
     for seg in &catalog.contents() {
         let seg_name = segment_dir_name(*seg);
         let seg_dir = dir.join(&seg_name);
@@ -177,12 +249,15 @@ fn check_segments(vfs: &dyn Vfs, dir: &Path, catalog: &Catalog, r: &mut Report) 
             .exists(&seg_dir)
             .map_err(|e| Error::io("stat", &seg_dir, e))?
         {
-            let mut p = problem(&seg_name, "segment directory missing");
-            p.segment = Some(*seg);
-            r.problems.push(p);
+            if control.catalog.contents().contains(seg) {
+                let mut p = problem(&seg_name, "segment directory missing");
+                p.segment = Some(*seg);
+                r.problems.push(p);
+            }
             continue;
         }
         for t in &catalog.tables {
+            let recorded = checkpointed.contains(&(*seg, t.id));
             let at = |file: &str, what: String, block: Option<u32>| Problem {
                 file: format!("{seg_name}/{file}"),
                 segment: Some(*seg),
@@ -194,10 +269,12 @@ fn check_segments(vfs: &dyn Vfs, dir: &Path, catalog: &Catalog, r: &mut Report) 
             };
             let heap_name = heap_file_name(t.id);
             let path = seg_dir.join(&heap_name);
-            match vfs.open(&path, false) {
+            match vfs.open_read(&path) {
                 Err(e) => {
-                    r.problems
-                        .push(at(&heap_name, format!("cannot open heap file: {e}"), None))
+                    if recorded || e.kind() != std::io::ErrorKind::NotFound {
+                        r.problems
+                            .push(at(&heap_name, format!("cannot open heap file: {e}"), None))
+                    }
                 }
                 Ok(f) => {
                     let bytes = read_all(&*f).map_err(|e| Error::io("read", &path, e))?;
@@ -208,6 +285,19 @@ fn check_segments(vfs: &dyn Vfs, dir: &Path, catalog: &Catalog, r: &mut Report) 
                             Some((bytes.len() / PAGE_BYTES) as u32),
                         ));
                     }
+                    if let Some(h) = lengths
+                        .iter()
+                        .find(|h| h.segment == *seg && h.table == t.id)
+                    {
+                        let expected = u64::from(h.blocks) * PAGE_BYTES as u64;
+                        if (bytes.len() as u64) < expected {
+                            let k = crate::error::CorruptionKind::ShortFile {
+                                expected_bytes: expected,
+                                found_bytes: bytes.len() as u64,
+                            };
+                            r.problems.push(at(&heap_name, k.to_string(), None));
+                        }
+                    }
                     for (block, chunk) in bytes.chunks(PAGE_BYTES).enumerate() {
                         let block = block as u32;
                         r.pages += 1;
@@ -216,20 +306,29 @@ fn check_segments(vfs: &dyn Vfs, dir: &Path, catalog: &Catalog, r: &mut Report) 
                             table: t.id,
                             block,
                         };
-                        if let Err(k) = Page::from_disk(chunk, id) {
-                            r.problems.push(at(&heap_name, k.to_string(), Some(block)));
+                        match Page::from_disk(chunk, id) {
+                            Err(k) => r.problems.push(at(&heap_name, k.to_string(), Some(block))),
+                            Ok(page) => {
+                                let types: Vec<_> = t.column_types().collect();
+                                for what in crate::heapwalk::check_page(&page, &types) {
+                                    r.problems.push(at(&heap_name, what, Some(block)));
+                                }
+                            }
                         }
                     }
                 }
             }
             let vm_name = vm_file_name(t.id);
             let path = seg_dir.join(&vm_name);
-            r.vm_files += 1;
-            match vfs.open(&path, false) {
-                Err(e) => r
-                    .problems
-                    .push(at(&vm_name, format!("cannot open VM file: {e}"), None)),
+            match vfs.open_read(&path) {
+                Err(e) => {
+                    if recorded || e.kind() != std::io::ErrorKind::NotFound {
+                        r.problems
+                            .push(at(&vm_name, format!("cannot open VM file: {e}"), None))
+                    }
+                }
                 Ok(f) => {
+                    r.vm_files += 1;
                     let bytes = read_all(&*f).map_err(|e| Error::io("read", &path, e))?;
                     if let Err(k) = VisibilityMap::decode(&bytes, *seg, t.id) {
                         r.problems.push(at(&vm_name, k.to_string(), None));

@@ -34,10 +34,7 @@ const _: () = assert!(HEADER_BYTES == 32);
 /// every block of a 32 TiB heap.
 pub const PAYLOAD_BYTES_MAX: usize = 1 << 30;
 
-/// File name of a table's VM file, relative to its segment directory.
-pub fn vm_file_name(table: u32) -> String {
-    format!("t{table}.vm")
-}
+pub use crate::datadir::vm_file_name;
 
 /// The in-memory visibility map of one heap.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -113,7 +110,8 @@ impl VisibilityMap {
     }
 
     /// Rebuilds the bits from heap pages: a block's bit is set when none of its live
-    /// tuples carries `old_bit`. `is_live` says whether a tuple version is live.
+    /// tuples carries `old_bit`. `is_live` says whether a tuple version is live. A block
+    /// with a tuple that does not decode keeps its bit clear (the mover then reports it).
     pub fn rebuild<'a>(
         pages: impl IntoIterator<Item = &'a Page>,
         old_bit: bool,
@@ -122,10 +120,9 @@ impl VisibilityMap {
     ) -> Self {
         let mut bits = RoaringBitmap::new();
         for page in pages {
-            let clean = (0..page.slot_count())
-                .filter_map(|s| page.tuple(s))
-                .filter_map(TupleHeader::decode)
-                .all(|h| !is_live(&h) || h.migration_bit() != old_bit);
+            let clean = crate::heapwalk::page_tuples(page).all(|t| {
+                t.is_ok_and(|t| !is_live(&t.header) || t.header.migration_bit() != old_bit)
+            });
             if clean {
                 bits.insert(page.id().block);
             }
@@ -211,7 +208,11 @@ mod tests {
             mk(1, &[(false, true), (true, true)]),  // a live old-bit tuple: clear
             mk(2, &[(false, false), (true, true)]), // old-bit tuple is dead: set
             mk(3, &[]),                             // empty: set
+            mk(4, &[(true, true), (true, true)]),   // ... but slot 1 will not decode: clear
         ];
+        let mut pages = pages;
+        let t = pages[4].tuple_mut(1).unwrap();
+        crate::codec::put_u16(t, crate::tuple::FLAGS_OFF, 0x8000);
         let vm = VisibilityMap::rebuild(&pages, false, 1, |h| h.xmax == 0);
         assert_eq!(vm.bits.iter().collect::<Vec<_>>(), vec![0, 2, 3]);
     }

@@ -28,13 +28,15 @@ fn matrix(class: OpClass, kind: FailKind) -> u64 {
             .clone()
             .unwrap_or_else(|| panic!("failure {n} of {class:?} not reported"));
         let img = vfs.crash_image(CrashMode::DropUnsynced);
-        match Node::open(Arc::new(img), Path::new(DIR), small_opts()) {
+        match Node::open(Arc::new(img.clone()), Path::new(DIR), small_opts()) {
             Ok(node) => check_against(
                 &outcome,
                 &live_rows(&node),
                 &format!("{class:?} #{n}: {err}"),
             ),
-            Err(Error::NotInitialized(_)) if !outcome.created => {}
+            Err(Error::NotInitialized(_) | Error::DirRefused { .. }) if !outcome.created => {
+                assert_creation_interrupted(&img, &format!("{class:?} #{n}"));
+            }
             Err(e) => panic!("{class:?} #{n}: recovery failed: {e}"),
         }
     }

@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use segexpand_engine::catalog::{Column, Layout, SegmentConfig, TableDef};
-use segexpand_engine::control::{Catalog, Control, NodeState};
+use segexpand_engine::control::{Catalog, Control, HeapLen, NodeState};
 use segexpand_engine::page::{Page, PageId};
 use segexpand_engine::tuple::{
     build_tuple, NextVersion, Tid, TupleHeader, FLAG_MIGRATION, FLAG_UPDATED,
@@ -226,48 +226,72 @@ fn control_file() {
             }],
         },
         clog: vec![0b0101],
+        heaps: vec![HeapLen {
+            segment: 0,
+            table: 1,
+            blocks: 3,
+        }],
     };
     let b = c.encode();
     assert_eq!(
         hex(&b),
         concat!(
-            "53474354",                         // magic "SGCT"
-            "0300",                             // version
-            "0200",                             // state: in production
-            "0001000000000000",                 // checkpoint_lsn
-            "8000000000000000",                 // redo_lsn
-            "0500000000000000",                 // next_xid
-            "02000000",                         // next_table
-            "3c000000",                         // catalog_len = 60
-            "01000000",                         // clog_len = 1
-            "00000000000000000000000000000000", // reserved
-            "5cd4797d",                         // checksum (cross-checked with zlib)
-            "0100",                             // 1 segment:
-            "0200",                             //   dbid 2
-            "0000",                             //   content 0
-            "70706e75",                         //   role p, preferred p, mode n, status u
-            "7017",                             //   port 6000
-            "010068",                           //   hostname "h"
-            "010061",                           //   address "a"
-            "010064",                           //   datadir "d"
-            "01000000",                         // 1 table:
-            "01000000",                         //   id 1
-            "010074",                           //   name "t"
-            "0100",                             //   1 column:
-            "010063",                           //     name "c"
-            "03",                               //     type int4
-            "00000000",                         //     type length
-            "01",                               //     NOT NULL
-            "0100",                             //   layout: 1 segment
-            "01",                               //   placement jump
-            "0100",                             //   1 key column:
-            "0000",                             //     column 0
-            "01000000",                         //   layout version 1
-            "00",                               //   migration bit 0
-            "00000000",                         //   epoch 0
-            "00",                               //   not redistributing
-            "05",                               // clog: xids 0 and 1 committed
+            "53474354",                 // magic "SGCT"
+            "0400",                     // version
+            "0200",                     // state: in production
+            "0001000000000000",         // checkpoint_lsn
+            "8000000000000000",         // redo_lsn
+            "0500000000000000",         // next_xid
+            "02000000",                 // next_table
+            "3c000000",                 // catalog_len = 60
+            "01000000",                 // clog_len = 1
+            "0e000000",                 // heaps_len = 14
+            "000000000000000000000000", // reserved
+            "f6e3add5",                 // checksum (cross-checked with zlib)
+            "0100",                     // 1 segment:
+            "0200",                     //   dbid 2
+            "0000",                     //   content 0
+            "70706e75",                 //   role p, preferred p, mode n, status u
+            "7017",                     //   port 6000
+            "010068",                   //   hostname "h"
+            "010061",                   //   address "a"
+            "010064",                   //   datadir "d"
+            "01000000",                 // 1 table:
+            "01000000",                 //   id 1
+            "010074",                   //   name "t"
+            "0100",                     //   1 column:
+            "010063",                   //     name "c"
+            "03",                       //     type int4
+            "00000000",                 //     type length
+            "01",                       //     NOT NULL
+            "0100",                     //   layout: 1 segment
+            "01",                       //   placement jump
+            "0100",                     //   1 key column:
+            "0000",                     //     column 0
+            "01000000",                 //   layout version 1
+            "00",                       //   migration bit 0
+            "00000000",                 //   epoch 0
+            "00",                       //   not redistributing
+            "05",                       // clog: xids 0 and 1 committed
+            "01000000",                 // 1 heap length:
+            "0000",                     //   segment 0
+            "01000000",                 //   table 1
+            "03000000",                 //   3 blocks
         )
     );
     assert_eq!(Control::decode(&b).unwrap(), c);
+}
+
+/// A version-3 control file (before the heap-length section) still decodes, with no
+/// heap lengths: a directory written by the previous release opens.
+#[test]
+fn control_file_version_3_still_decodes() {
+    let v3 = "5347435403000200000100000000000080000000000000000500000000000000020000003c00000001000000000000000000000000000000000000005cd4797d01000200000070706e75701701006801006101006401000000010000000100740100010063030000000001010001010000000100000000000000000005";
+    let bytes: Vec<u8> = (0..v3.len() / 2)
+        .map(|i| u8::from_str_radix(&v3[2 * i..2 * i + 2], 16).unwrap())
+        .collect();
+    let c = Control::decode(&bytes).unwrap();
+    assert!(c.heaps.is_empty());
+    assert_eq!(c.next_table, 2);
+    assert_eq!(c.clog, vec![0b0101]);
 }

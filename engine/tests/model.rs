@@ -497,9 +497,11 @@ fn run_case(seed: u64) -> Vec<String> {
         check_committed(&node, &model, &log);
     }
     node.close().unwrap();
+    drop(node); // one owner per directory: the node goes before the reopen
     let node = open(&vfs);
     check_committed(&node, &model, &log);
     node.close().unwrap();
+    drop(node); // verify takes the directory's lock shared
     let report = segexpand_engine::verify::verify_dir(&vfs, Path::new("/db")).unwrap();
     assert!(report.problems.is_empty(), "{:?}", report.problems);
     log

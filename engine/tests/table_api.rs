@@ -355,6 +355,7 @@ fn a_key_lookup_reads_only_the_keys_segment() {
     accounts(&node, 1000, 7);
     node.close().unwrap();
     let def = node.table_def("acct").unwrap();
+    drop(node); // one owner per directory: the node goes before the reopen
     let key_seg = {
         let mut h = segexpand_engine::hash::KeyHasher::new();
         Value::Int8(5).hash_into(Type::Int8, &mut h);
@@ -482,6 +483,7 @@ fn segment_configuration_has_gp_segment_configuration_columns() {
     let dir = tempfile::tempdir().unwrap();
     let node = Node::create_dir(dir.path(), 3, NodeOptions::default()).unwrap();
     node.close().unwrap();
+    drop(node);
     let node = Node::open_dir(dir.path(), NodeOptions::default()).unwrap();
     let cfg = node.segment_configuration();
     assert_eq!(cfg.len(), 3);
@@ -504,6 +506,7 @@ fn bulk_load_rows_are_found_by_key_after_reopen_and_the_rebuild_is_reported() {
     let node = Node::create_dir(dir.path(), 3, NodeOptions::default()).unwrap();
     accounts(&node, 5000, 2);
     node.close().unwrap();
+    drop(node);
     let started = Instant::now();
     let node = Node::open_dir(dir.path(), NodeOptions::default()).unwrap();
     let report = node.recovery_report();
@@ -550,6 +553,7 @@ fn at_every_crash_point<T: std::fmt::Debug>(
             .unwrap_or_else(|e| panic!("reopen after a crash at op {n}: {e}"));
             check(&node, &image, finished, &r);
             node.close().unwrap();
+            drop(node); // verify takes the directory's lock shared
             let report = segexpand_engine::verify::verify_dir(&image, Path::new("/db")).unwrap();
             assert!(
                 report.problems.is_empty(),

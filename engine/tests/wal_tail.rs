@@ -1,6 +1,9 @@
-//! A broken WAL tail — torn mid-record, garbage after the last record, a flipped bit in
-//! the last record, a new file with a torn header — is cut at the last valid record and
-//! recovery goes on with everything before it.
+//! A broken WAL tail — torn mid-record, garbage after the last record, a new file with a
+//! torn header — is cut at the last valid record and recovery goes on with everything
+//! before it. Damage with valid log after it — a flipped bit before a valid commit, a
+//! flipped bit in a file with a later file, a file cut short in the middle of the log, a
+//! missing oldest file — is corruption: recovery refuses, naming the file and offset, and
+//! deletes nothing (format.md, "Rules for a broken log").
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 mod common;
@@ -10,7 +13,7 @@ use segexpand_engine::node::WAL_DIR;
 use segexpand_engine::vfs::{CrashMode, SimVfs, Vfs};
 use segexpand_engine::wal::file::{encode_header, file_name};
 use segexpand_engine::wal::scan::list_files;
-use segexpand_engine::Node;
+use segexpand_engine::{CorruptionKind, Error, Node};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -114,14 +117,133 @@ fn zeroed_tail_is_cut() {
     recover_cut(&img, &all_rows(), "length");
 }
 
+/// Regression (issue 9, item 2): a flipped bit in a record followed by a valid commit
+/// record used to be cut as a torn tail, silently dropping the acknowledged commit.
 #[test]
-fn flipped_bit_in_last_transaction_cuts_it_whole() {
+fn flipped_bit_before_a_valid_commit_is_refused_as_corruption() {
     let (img, path, start, _) = setup();
-    let byte = img.read_file(&path).unwrap()[(start + 40) as usize];
+    let before = img.read_file(&path).unwrap();
+    let byte = before[(start + 40) as usize];
     img.poke(&path, start + 40, &[byte ^ 0x04]).unwrap();
-    // The damaged record and everything after it (the commit) are gone: the transaction
-    // is not visible, and nothing half-applied is.
-    recover_cut(&img, &(0..20).collect::<Vec<_>>(), "checksum");
+    let e = Node::open(Arc::new(img.clone()), Path::new(DIR), small_opts()).unwrap_err();
+    let Error::Corruption { location, kind } = &e else {
+        panic!("expected corruption, got {e}");
+    };
+    assert!(matches!(kind, CorruptionKind::WalNotTail { .. }), "{kind}");
+    assert_eq!(location.file, wal_rel(&path), "{e}");
+    assert_eq!(location.offset, Some(start), "{e}");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("valid record at LSN") && msg.contains("not a torn tail"),
+        "{msg}"
+    );
+    // Nothing was cut: the file is byte for byte what it was (but the flipped bit).
+    let mut expect = before;
+    expect[(start + 40) as usize] ^= 0x04;
+    assert_eq!(img.read_file(&path).unwrap(), expect);
+}
+
+fn wal_rel(path: &Path) -> PathBuf {
+    Path::new(WAL_DIR).join(path.file_name().unwrap())
+}
+
+/// Every WAL file and its length.
+fn wal_files(img: &SimVfs) -> Vec<(String, usize)> {
+    let dir = Path::new(DIR).join(WAL_DIR);
+    list_files(img, &dir)
+        .unwrap()
+        .into_iter()
+        .map(|f| {
+            let n = img.read_file(&dir.join(&f.name)).unwrap().len();
+            (f.name, n)
+        })
+        .collect()
+}
+
+/// A crashed node whose log since the redo point spans several WAL files.
+fn multi_file_log() -> (SimVfs, Vec<u64>) {
+    let (vfs, node, t) = node_with_table(SEGMENTS, small_opts());
+    let mut ids = Vec::new();
+    for id in 0..400 {
+        let x = node.begin_xid().unwrap();
+        node.insert(x, 0, segment_of(id), t, false, &payload(id))
+            .unwrap();
+        node.commit_xid(x).unwrap();
+        ids.push(id);
+    }
+    let img = vfs.crash_image(CrashMode::DropUnsynced);
+    assert!(wal_files(&img).len() >= 3, "{:?}", wal_files(&img));
+    (img, ids)
+}
+
+/// Regression (issue 9, item 2): one flipped bit in the middle of a WAL file that has a
+/// later file used to cut the log there and delete the later file, losing every commit
+/// after the bit.
+#[test]
+fn flipped_bit_mid_log_with_a_later_file_is_refused_and_nothing_deleted() {
+    let (img, ids) = multi_file_log();
+    let before = wal_files(&img);
+    let (name, len) = before[before.len() - 2].clone();
+    let path = Path::new(DIR).join(WAL_DIR).join(&name);
+    let at = (len / 2) as u64;
+    let byte = img.read_file(&path).unwrap()[at as usize];
+    img.poke(&path, at, &[byte ^ 0x10]).unwrap();
+    let e = Node::open(Arc::new(img.clone()), Path::new(DIR), small_opts()).unwrap_err();
+    assert!(e.is_corruption(), "{e}");
+    let msg = e.to_string();
+    assert!(
+        msg.contains(&name) && msg.contains("not a torn tail"),
+        "{msg}"
+    );
+    assert_eq!(
+        wal_files(&img),
+        before,
+        "recovery must delete and cut nothing"
+    );
+    // Undo the damage: everything is there.
+    img.poke(&path, at, &[byte]).unwrap();
+    let node = Node::open(Arc::new(img.clone()), Path::new(DIR), small_opts()).unwrap();
+    assert_eq!(ids_of(&node), ids);
+}
+
+fn ids_of(node: &Node) -> Vec<u64> {
+    let mut v = ids(node);
+    v.sort_unstable();
+    v
+}
+
+/// A WAL file cut short in the middle of the log is corruption naming that file; the
+/// later file is not reported as a mysterious "gap".
+#[test]
+fn wal_file_cut_short_mid_log_is_corruption_naming_it() {
+    let (img, _) = multi_file_log();
+    let before = wal_files(&img);
+    let (name, len) = before[before.len() - 2].clone();
+    set_len(
+        &img,
+        &Path::new(DIR).join(WAL_DIR).join(&name),
+        (len / 2) as u64,
+    );
+    let e = Node::open(Arc::new(img.clone()), Path::new(DIR), small_opts()).unwrap_err();
+    let Error::Corruption { location, .. } = &e else {
+        panic!("expected corruption, got {e}");
+    };
+    assert_eq!(location.file, Path::new(WAL_DIR).join(&name), "{e}");
+    assert_eq!(wal_files(&img).len(), before.len());
+}
+
+/// Removing the oldest WAL file names the file that is there and the LSN recovery needs,
+/// not a file name made up from the redo point.
+#[test]
+fn missing_oldest_wal_file_is_named_for_what_is_missing() {
+    let (img, _) = multi_file_log();
+    let before = wal_files(&img);
+    img.remove_file(&Path::new(DIR).join(WAL_DIR).join(&before[0].0))
+        .unwrap();
+    let e = Node::open(Arc::new(img.clone()), Path::new(DIR), small_opts()).unwrap_err();
+    let msg = e.to_string();
+    assert!(msg.contains("WAL files are missing"), "{msg}");
+    assert!(msg.contains(&before[1].0), "{msg}");
 }
 
 #[test]

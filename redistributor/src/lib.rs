@@ -164,6 +164,89 @@ pub struct Options {
     pub gate: GateOptions,
 }
 
+/// Most mover threads [`Options::workers`] may ask for.
+pub const WORKERS_MAX: usize = 256;
+/// Bounds of [`Options::rows_per_s`] (rows per second).
+pub const ROWS_PER_S_RANGE: (f64, f64) = (1.0, 1e12);
+/// Bounds of [`Options::mb_per_s`] (MB per second).
+pub const MB_PER_S_RANGE: (f64, f64) = (0.01, 1e6);
+/// Longest [`GateOptions::cap`] and [`GateOptions::backoff`].
+pub const GATE_WAIT_MAX: Duration = Duration::from_secs(60);
+/// Most [`GateOptions::attempts`].
+pub const GATE_ATTEMPTS_MAX: u32 = 1_000_000;
+/// Bounds of [`BatchLimits::time_max`].
+pub const BATCH_TIME_RANGE: (Duration, Duration) =
+    (Duration::from_millis(1), Duration::from_secs(3600));
+
+impl Options {
+    /// Checks every field: a worker count of 1..=[`WORKERS_MAX`], a chunk and a batch of
+    /// at least one block and row, a batch time and gate waits within their bounds, and
+    /// throttles that are finite numbers within [`ROWS_PER_S_RANGE`] and
+    /// [`MB_PER_S_RANGE`] (`None` is "no throttle"; 0, a negative number, NaN or
+    /// infinity is refused rather than guessed at). [`Redistributor::start`] and
+    /// [`Redistributor::attach`] call it before doing anything.
+    pub fn check(&self) -> Result<()> {
+        let bad = |m: String| {
+            Err(Error::InvalidArgument(format!(
+                "redistribution options: {m}"
+            )))
+        };
+        if !(1..=WORKERS_MAX).contains(&self.workers) {
+            return bad(format!(
+                "workers must be between 1 and {WORKERS_MAX}, got {}",
+                self.workers
+            ));
+        }
+        if self.chunk_blocks == 0 {
+            return bad("chunk_blocks must be at least 1, got 0".into());
+        }
+        if self.batch.rows_max == 0 {
+            return bad("batch.rows_max must be at least 1, got 0".into());
+        }
+        let (lo, hi) = BATCH_TIME_RANGE;
+        if !(lo..=hi).contains(&self.batch.time_max) {
+            return bad(format!(
+                "batch.time_max must be between {lo:?} and {hi:?}, got {:?}",
+                self.batch.time_max
+            ));
+        }
+        for (name, v) in [
+            ("gate.cap", self.gate.cap),
+            ("gate.backoff", self.gate.backoff),
+        ] {
+            if v > GATE_WAIT_MAX {
+                return bad(format!(
+                    "{name} must be at most {GATE_WAIT_MAX:?}, got {v:?}"
+                ));
+            }
+        }
+        if !(1..=GATE_ATTEMPTS_MAX).contains(&self.gate.attempts) {
+            return bad(format!(
+                "gate.attempts must be between 1 and {GATE_ATTEMPTS_MAX}, got {}",
+                self.gate.attempts
+            ));
+        }
+        for (name, v, (lo, hi)) in [
+            ("rows_per_s", self.rows_per_s, ROWS_PER_S_RANGE),
+            ("mb_per_s", self.mb_per_s, MB_PER_S_RANGE),
+        ] {
+            if let Some(v) = v {
+                // NaN fails the range test too.
+                if !(lo..=hi).contains(&v) {
+                    return bad(format!(
+                        "{name} must be a number between {} and {} (None for no \
+                         throttle), got {}",
+                        num(lo),
+                        num(hi),
+                        num(v)
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Default for Options {
     fn default() -> Self {
         Self {
@@ -285,6 +368,7 @@ impl Redistributor {
     /// Starts redistributing `table` to `target` (the start transition, which holds DML
     /// for a moment); [`Redistributor::run`] does the rest.
     pub fn start(node: Arc<Node>, table: &str, target: Layout, opts: Options) -> Result<Self> {
+        opts.check()?;
         let report = checked(&node, table, || {
             node.start_redistribution(table, target, &opts.gate)
         })?;
@@ -296,6 +380,7 @@ impl Redistributor {
     /// Attaches to a table that is already redistributing (after a stop, a pause across
     /// restarts, or a crash): [`Redistributor::run`] resumes where the mover was.
     pub fn attach(node: Arc<Node>, table: &str, opts: Options) -> Result<Self> {
+        opts.check()?;
         let def = node.table_def(table)?;
         if def.redistribution.is_none() {
             return Err(Error::Redistribution(format!(
@@ -485,24 +570,245 @@ impl Redistributor {
     /// Sleeps as long as the throttle asks.
     fn throttle(&self, started: Instant) {
         let p = self.handle.progress().counts;
-        let mut ahead = Duration::ZERO;
-        if let Some(r) = self.opts.rows_per_s.filter(|r| *r > 0.0) {
-            let due = Duration::from_secs_f64((p.rows_moved + p.rows_flipped) as f64 / r);
-            ahead = ahead.max(due.saturating_sub(started.elapsed()));
+        let elapsed = started.elapsed().as_secs_f64();
+        let mut ahead = 0.0f64;
+        if let Some(r) = self.opts.rows_per_s {
+            ahead = ahead.max((p.rows_moved + p.rows_flipped) as f64 / r - elapsed);
         }
-        if let Some(m) = self.opts.mb_per_s.filter(|m| *m > 0.0) {
-            let due = Duration::from_secs_f64(p.bytes_moved as f64 / (m * 1e6));
-            ahead = ahead.max(due.saturating_sub(started.elapsed()));
+        if let Some(m) = self.opts.mb_per_s {
+            ahead = ahead.max(p.bytes_moved as f64 / (m * 1e6) - elapsed);
         }
-        if !ahead.is_zero() {
-            std::thread::sleep(ahead.min(Duration::from_millis(100)));
+        let sleep = sleep_for(ahead, Duration::from_millis(100));
+        if !sleep.is_zero() {
+            std::thread::sleep(sleep);
         }
+    }
+}
+
+/// A number for a message: `1e-300` and `1e12` rather than hundreds of digits.
+fn num(v: f64) -> String {
+    if v.is_finite() && v != 0.0 && !(1e-3..1e6).contains(&v.abs()) {
+        format!("{v:e}")
+    } else {
+        format!("{v}")
+    }
+}
+
+/// `secs` seconds as a `Duration` at most `cap`: zero for a negative number or NaN, `cap`
+/// for a larger one or infinity (never the panic of `Duration::from_secs_f64`).
+fn sleep_for(secs: f64, cap: Duration) -> Duration {
+    if secs.is_nan() || secs <= 0.0 {
+        Duration::ZERO
+    } else if secs >= cap.as_secs_f64() {
+        cap
+    } else {
+        Duration::from_secs_f64(secs)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::State::*;
+    use super::*;
+    use segexpand_engine::redistribute::BatchLimits;
+    use segexpand_engine::vfs::SimVfs;
+    use segexpand_engine::{NodeOptions, TableSpec, Type, Value};
+
+    #[test]
+    fn bad_options_are_refused_before_anything_changes() {
+        let node = Node::create(
+            Arc::new(SimVfs::new()),
+            std::path::Path::new("/d"),
+            2,
+            NodeOptions::default(),
+        )
+        .unwrap();
+        node.create_table(&TableSpec::new("t").not_null("id", Type::Int8))
+            .unwrap();
+        node.bulk_load("t", (0..500).map(|i| vec![Value::Int8(i)]))
+            .unwrap();
+        node.add_new_segment().unwrap();
+        let mut target = node.table_def("t").unwrap().layout;
+        target.segments = 3;
+        let o = Options::default;
+        let batch = |rows_max, time_max| BatchLimits {
+            rows_max,
+            time_max,
+            ..BatchLimits::default()
+        };
+        let gate = |cap, attempts, backoff| GateOptions {
+            cap,
+            attempts,
+            backoff,
+        };
+        let cases: Vec<(Options, &str)> = vec![
+            (
+                Options { workers: 0, ..o() },
+                "workers must be between 1 and 256, got 0",
+            ),
+            (
+                Options {
+                    workers: 100_000_000,
+                    ..o()
+                },
+                "got 100000000",
+            ),
+            (
+                Options {
+                    chunk_blocks: 0,
+                    ..o()
+                },
+                "chunk_blocks",
+            ),
+            (
+                Options {
+                    batch: batch(0, Duration::from_millis(50)),
+                    ..o()
+                },
+                "rows_max",
+            ),
+            (
+                Options {
+                    batch: batch(10, Duration::ZERO),
+                    ..o()
+                },
+                "time_max",
+            ),
+            (
+                Options {
+                    batch: batch(10, Duration::MAX),
+                    ..o()
+                },
+                "time_max",
+            ),
+            (
+                Options {
+                    gate: gate(Duration::MAX, 3, Duration::ZERO),
+                    ..o()
+                },
+                "gate.cap",
+            ),
+            (
+                Options {
+                    gate: gate(Duration::ZERO, 3, Duration::MAX),
+                    ..o()
+                },
+                "gate.backoff",
+            ),
+            (
+                Options {
+                    gate: gate(Duration::ZERO, 0, Duration::ZERO),
+                    ..o()
+                },
+                "gate.attempts",
+            ),
+            (
+                Options {
+                    rows_per_s: Some(f64::INFINITY),
+                    ..o()
+                },
+                "rows_per_s must be a number between 1 and 1e12",
+            ),
+            (
+                Options {
+                    rows_per_s: Some(f64::NAN),
+                    ..o()
+                },
+                "got NaN",
+            ),
+            (
+                Options {
+                    rows_per_s: Some(0.0),
+                    ..o()
+                },
+                "got 0",
+            ),
+            (
+                Options {
+                    rows_per_s: Some(-5.0),
+                    ..o()
+                },
+                "got -5",
+            ),
+            (
+                Options {
+                    rows_per_s: Some(1e-300),
+                    ..o()
+                },
+                "got 1e-300",
+            ),
+            (
+                Options {
+                    mb_per_s: Some(f64::INFINITY),
+                    ..o()
+                },
+                "mb_per_s",
+            ),
+            (
+                Options {
+                    mb_per_s: Some(f64::NEG_INFINITY),
+                    ..o()
+                },
+                "mb_per_s",
+            ),
+            (
+                Options {
+                    mb_per_s: Some(0.0),
+                    ..o()
+                },
+                "mb_per_s",
+            ),
+            (
+                Options {
+                    mb_per_s: Some(1e-300),
+                    ..o()
+                },
+                "mb_per_s",
+            ),
+        ];
+        for (opts, want) in cases {
+            let e =
+                Redistributor::start(node.clone(), "t", target.clone(), opts.clone()).unwrap_err();
+            assert!(matches!(e, Error::InvalidArgument(_)), "{opts:?}: {e}");
+            assert!(e.to_string().contains(want), "{opts:?}: {e}");
+            // Nothing started.
+            assert!(
+                node.table_def("t").unwrap().redistribution.is_none(),
+                "{opts:?}"
+            );
+        }
+        // attach checks them too.
+        let r = Redistributor::start(node.clone(), "t", target, o()).unwrap();
+        drop(r);
+        let bad = Options {
+            rows_per_s: Some(f64::INFINITY),
+            ..o()
+        };
+        assert!(matches!(
+            Redistributor::attach(node.clone(), "t", bad),
+            Err(Error::InvalidArgument(_))
+        ));
+        // The bounds themselves are accepted, and a run with them finishes.
+        let ok = Options {
+            workers: WORKERS_MAX,
+            rows_per_s: Some(ROWS_PER_S_RANGE.1),
+            mb_per_s: Some(MB_PER_S_RANGE.1),
+            ..o()
+        };
+        let r = Redistributor::attach(node.clone(), "t", ok).unwrap();
+        assert_eq!(r.run().unwrap().finish, Finish::Flipped);
+    }
+
+    #[test]
+    fn sleep_for_never_panics() {
+        let cap = Duration::from_millis(100);
+        assert_eq!(sleep_for(f64::NAN, cap), Duration::ZERO);
+        assert_eq!(sleep_for(-1.0, cap), Duration::ZERO);
+        assert_eq!(sleep_for(f64::NEG_INFINITY, cap), Duration::ZERO);
+        assert_eq!(sleep_for(f64::INFINITY, cap), cap);
+        assert_eq!(sleep_for(1e300, cap), cap);
+        assert_eq!(sleep_for(0.05, cap), Duration::from_millis(50));
+    }
 
     #[test]
     fn transition_table() {

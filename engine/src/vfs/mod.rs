@@ -35,11 +35,33 @@ pub trait VFile: Send + Sync {
     fn set_len(&self, len: u64) -> io::Result<()>;
 }
 
+/// A lock held on a file: released when dropped, and by the operating system when the
+/// process dies.
+pub trait FileLock: Send + Sync {}
+
+/// What [`Vfs::try_lock`] found.
+pub enum LockOutcome {
+    /// The lock is ours until the guard is dropped.
+    Acquired(Box<dyn FileLock>),
+    /// Another holder has it; the process id it wrote, if it could be read.
+    Busy {
+        /// The holder's process id.
+        pid: Option<u32>,
+    },
+}
+
 /// A file system.
 pub trait Vfs: Send + Sync {
     /// Opens `path` for reading and writing; creates it (empty) when `create` is true and
     /// it does not exist. A new directory entry is durable only after [`Vfs::sync_dir`].
     fn open(&self, path: &Path, create: bool) -> io::Result<Arc<dyn VFile>>;
+    /// Opens an existing `path` for reading only (works on a read-only file system or a
+    /// file of another user that we may read); writes through it fail.
+    fn open_read(&self, path: &Path) -> io::Result<Arc<dyn VFile>>;
+    /// Tries to lock the file `path` without waiting: `exclusive`, the file is created
+    /// when missing and this process's id written into it; shared, it is opened read-only
+    /// and a missing file means nobody holds it (a lock that is never taken is granted).
+    fn try_lock(&self, path: &Path, exclusive: bool) -> io::Result<LockOutcome>;
     /// Whether `path` exists (file or directory).
     fn exists(&self, path: &Path) -> io::Result<bool>;
     /// Creates a directory and its parents (durable once the parent is synced).

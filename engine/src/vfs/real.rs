@@ -1,6 +1,6 @@
 //! [`RealVfs`]: the operating system's file system, through `pread`/`pwrite`.
 
-use super::{VFile, Vfs};
+use super::{FileLock, LockOutcome, VFile, Vfs};
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -36,7 +36,60 @@ impl VFile for RealFile {
     }
 }
 
+/// An open file with `flock` held on it (released when the file is closed).
+struct RealLock(#[allow(dead_code)] File);
+impl FileLock for RealLock {}
+/// Granted when there is no lock file: no process holds it.
+struct NoLock;
+impl FileLock for NoLock {}
+
+/// The process id written in a lock file, if it parses.
+fn read_pid(path: &Path) -> Option<u32> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
 impl Vfs for RealVfs {
+    fn open_read(&self, path: &Path) -> io::Result<Arc<dyn VFile>> {
+        Ok(Arc::new(RealFile(File::open(path)?)))
+    }
+    fn try_lock(&self, path: &Path, exclusive: bool) -> io::Result<LockOutcome> {
+        let f = if exclusive {
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(path)?
+        } else {
+            match File::open(path) {
+                Ok(f) => f,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    return Ok(LockOutcome::Acquired(Box::new(NoLock)))
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        let r = if exclusive {
+            f.try_lock()
+        } else {
+            f.try_lock_shared()
+        };
+        match r {
+            Ok(()) => {
+                if exclusive {
+                    // The pid is for people and for the next opener's message; the lock
+                    // itself is the flock, so this needs no sync.
+                    f.set_len(0)?;
+                    f.write_all_at(format!("{}\n", std::process::id()).as_bytes(), 0)?;
+                }
+                Ok(LockOutcome::Acquired(Box::new(RealLock(f))))
+            }
+            Err(std::fs::TryLockError::WouldBlock) => Ok(LockOutcome::Busy {
+                pid: read_pid(path),
+            }),
+            Err(std::fs::TryLockError::Error(e)) => Err(e),
+        }
+    }
     fn open(&self, path: &Path, create: bool) -> io::Result<Arc<dyn VFile>> {
         let f = OpenOptions::new()
             .read(true)

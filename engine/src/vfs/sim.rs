@@ -15,7 +15,7 @@
 //! unsynced write or keeping them all but tearing the last one at a 512-byte boundary.
 //! A test may also fail the `n`-th write or sync with EIO or ENOSPC without crashing.
 
-use super::{VFile, Vfs};
+use super::{FileLock, LockOutcome, VFile, Vfs};
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io;
@@ -164,10 +164,35 @@ fn apply_write(data: &mut Vec<u8>, offset: u64, bytes: &[u8]) {
     }
 }
 
+/// Locks held in one simulated process: path -> (exclusive, holders). A crash image is
+/// a new process, so it starts with none.
+type Locks = Arc<Mutex<HashMap<PathBuf, (bool, usize)>>>;
+
 /// The in-memory file system. Clones share the same state.
 #[derive(Clone, Default)]
 pub struct SimVfs {
     state: Arc<Mutex<State>>,
+    locks: Locks,
+}
+
+/// A lock held on a [`SimVfs`] path.
+struct SimLock {
+    locks: Locks,
+    path: PathBuf,
+}
+
+impl FileLock for SimLock {}
+
+impl Drop for SimLock {
+    fn drop(&mut self) {
+        let mut l = self.locks.lock();
+        if let Some((_, n)) = l.get_mut(&self.path) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                l.remove(&self.path);
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for SimVfs {
@@ -267,6 +292,7 @@ impl SimVfs {
         new.next_inode = s.next_inode;
         SimVfs {
             state: Arc::new(Mutex::new(new)),
+            locks: Locks::default(),
         }
     }
 
@@ -360,6 +386,24 @@ impl VFile for SimFile {
 }
 
 impl Vfs for SimVfs {
+    fn open_read(&self, path: &Path) -> io::Result<Arc<dyn VFile>> {
+        self.open(path, false)
+    }
+    fn try_lock(&self, path: &Path, exclusive: bool) -> io::Result<LockOutcome> {
+        self.state.lock().check_alive()?;
+        let mut l = self.locks.lock();
+        let e = l.entry(path.to_path_buf()).or_insert((exclusive, 0));
+        if e.1 > 0 && (exclusive || e.0) {
+            return Ok(LockOutcome::Busy {
+                pid: Some(std::process::id()),
+            });
+        }
+        *e = (exclusive, e.1 + 1);
+        Ok(LockOutcome::Acquired(Box::new(SimLock {
+            locks: self.locks.clone(),
+            path: path.to_path_buf(),
+        })))
+    }
     fn open(&self, path: &Path, create: bool) -> io::Result<Arc<dyn VFile>> {
         let mut s = self.state.lock();
         s.check_alive()?;

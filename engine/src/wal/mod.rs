@@ -16,10 +16,10 @@ pub mod record;
 pub mod scan;
 
 use crate::error::{Error, Result};
+use crate::lock::{rank, scope, Mutex};
 use crate::poison::Poison;
 use crate::vfs::{VFile, Vfs};
 use file::{encode_header, file_name, FILE_HEADER_BYTES, WAL_FILE_BYTES_MAX, WAL_FILE_BYTES_MIN};
-use parking_lot::Mutex;
 use record::{encode, Body};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -70,10 +70,13 @@ struct Flusher {
 pub struct Wal {
     dir: PathBuf,
     vfs: Arc<dyn Vfs>,
-    inner: Mutex<Inner>,
-    flush: Mutex<Flusher>,
+    inner: Mutex<Inner, rank::WalInsert>,
+    flush: Mutex<Flusher, rank::WalFlush>,
     flushed: AtomicU64,
     flushing: AtomicBool,
+    /// Group-commit followers wait here. A `std` mutex and condvar (whose `notify_all`
+    /// wakes every follower at once, where `parking_lot`'s requeues them onto the mutex
+    /// and wakes one), so not a `crate::lock` wrapper: ranked through `crate::lock::scope`.
     waiters: std::sync::Mutex<()>,
     wake: std::sync::Condvar,
     flushes: AtomicU64,
@@ -255,6 +258,7 @@ impl Wal {
             // Follower: another thread is flushing. Wait for it to finish, all followers
             // at once (a mutex queue would wake them one by one, and on a busy machine
             // that chain takes as long as the fsync, so groups would stay small).
+            let _rank = scope::<rank::WalWaiters, _>(&self.waiters);
             let g = self
                 .waiters
                 .lock()
@@ -284,6 +288,7 @@ impl Wal {
     }
 
     fn wake_followers(&self) {
+        let _rank = scope::<rank::WalWaiters, _>(&self.waiters);
         let _g = self
             .waiters
             .lock()
@@ -329,6 +334,10 @@ impl Wal {
         self.flush_through(end - 1)
     }
 
+    /// Writes `chunks` in order and syncs them. A file is synced completely before the
+    /// next one is created or written, so a record in a later file proves every byte of
+    /// the earlier ones durable: recovery tells a torn tail from corruption by it
+    /// (format.md, "Rules for a broken log").
     fn write_chunks(&self, fl: &mut Flusher, chunks: &[Chunk]) -> Result<()> {
         let mut created = false;
         let mut touched: Vec<(PathBuf, Arc<dyn VFile>)> = Vec::new();
@@ -337,6 +346,15 @@ impl Wal {
             let file = match &fl.current {
                 Some((start, f)) if *start == c.file_start => f.clone(),
                 _ => {
+                    // The file this batch wrote before is made durable now (one written
+                    // only by earlier batches already is).
+                    if let Some((start, _)) = &fl.current {
+                        let prev = self.dir.join(file_name(*start));
+                        if let Some(i) = touched.iter().position(|(p, _)| *p == prev) {
+                            let (p, f) = touched.swap_remove(i);
+                            f.sync().map_err(|e| Error::io("fsync", &p, e))?;
+                        }
+                    }
                     let f = self
                         .vfs
                         .open(&path, c.new_file)

@@ -1,8 +1,9 @@
 //! Reading the log back: list WAL files and decode records in order until the first
 //! invalid one, which is where the log ends.
 
-use super::file::{check_header, file_name, parse_name, FILE_HEADER_BYTES};
+use super::file::{check_header, parse_name, FILE_HEADER_BYTES};
 use super::record::{decode, Record};
+use crate::codec::get_u64;
 use crate::error::{CorruptionKind, Error, Location, Result};
 use crate::vfs::{read_all, Vfs};
 use std::path::Path;
@@ -57,8 +58,14 @@ pub struct Scan {
     pub files: Vec<WalFile>,
 }
 
-/// Reads every valid record with LSN >= `from_lsn`. Gaps between files, bad headers and
-/// bad records end the log (recorded in [`Scan::cut`]). A missing start is corruption.
+/// Reads every valid record with LSN >= `from_lsn`, up to the end of the log.
+///
+/// The log ends at the end of the last file, or at a **torn tail**: an invalid record or
+/// file header with nothing valid after it (no later WAL file, no valid record at any
+/// later offset of its file), recorded in [`Scan::cut`]. An invalid record or header
+/// with valid log after it, files that are not contiguous, or a redo point no file
+/// holds are **corruption**: an error naming the file and offset (format.md, "Rules for
+/// a broken log"). Nothing is changed on disk here.
 pub fn scan(vfs: &dyn Vfs, wal_dir: &Path, from_lsn: u64) -> Result<Scan> {
     let files = list_files(vfs, wal_dir)?;
     let mut out = Scan {
@@ -67,38 +74,52 @@ pub fn scan(vfs: &dyn Vfs, wal_dir: &Path, from_lsn: u64) -> Result<Scan> {
     };
     // The file holding from_lsn is the last one starting at or before it.
     let Some(first) = files.iter().rposition(|f| f.start <= from_lsn) else {
+        let what = match files.first() {
+            None => format!("it holds no WAL files, but recovery must start at LSN {from_lsn}"),
+            Some(f) => format!(
+                "WAL files are missing: recovery must start at LSN {from_lsn}, but the oldest \
+                 file present, {}, starts at LSN {}",
+                f.name, f.start
+            ),
+        };
         return Err(Error::corrupt(
-            Location::file(wal_dir.join(file_name(from_lsn))),
-            CorruptionKind::Invalid(format!("no WAL file holds redo start LSN {from_lsn}")),
+            Location::file(crate::datadir::WAL_DIR),
+            CorruptionKind::Invalid(what),
         ));
     };
     let mut expect = from_lsn;
     for (i, f) in files.iter().enumerate().skip(first) {
         let path = wal_dir.join(&f.name);
         let file = vfs
-            .open(&path, false)
+            .open_read(&path)
             .map_err(|e| Error::io("open", &path, e))?;
         let bytes = read_all(&*file).map_err(|e| Error::io("read", &path, e))?;
-        let discard_rest = |from_off: u64| -> u64 {
-            (bytes.len() as u64).saturating_sub(from_off) + files.iter().skip(i + 1).count() as u64
-            // later files: counted as present
-        };
         if i > first && f.start != expect {
-            out.cut = Some(Cut {
-                file_index: i,
-                lsn: expect,
-                reason: format!("gap: expected a file at LSN {expect}, found {}", f.start),
-                bytes_discarded: discard_rest(0),
-            });
-            break;
+            let prev = files.get(i - 1).map_or("?", |p| p.name.as_str());
+            return Err(Error::corrupt(
+                Location {
+                    offset: Some(0),
+                    ..Location::file(rel(&f.name))
+                },
+                CorruptionKind::Invalid(format!(
+                    "the log is not contiguous: {prev} ends at LSN {expect}, but {} starts at \
+                     LSN {} ({})",
+                    f.name,
+                    f.start,
+                    if f.start > expect {
+                        format!(
+                            "{} bytes of log are missing: a file cut short or removed",
+                            f.start - expect
+                        )
+                    } else {
+                        "the files overlap".to_string()
+                    }
+                )),
+            ));
         }
         if let Err(reason) = check_header(&bytes, f.start) {
-            out.cut = Some(Cut {
-                file_index: i,
-                lsn: f.start,
-                reason,
-                bytes_discarded: discard_rest(0),
-            });
+            let reason = format!("bad file header: {reason}");
+            out.cut = Some(tail_or_corruption(&files, i, &bytes, 0, f.start, reason)?);
             expect = f.start;
             break;
         }
@@ -120,12 +141,14 @@ pub fn scan(vfs: &dyn Vfs, wal_dir: &Path, from_lsn: u64) -> Result<Scan> {
                     expect += n as u64;
                 }
                 Err(e) => {
-                    cut = Some(Cut {
-                        file_index: i,
-                        lsn: expect,
-                        reason: e.to_string(),
-                        bytes_discarded: discard_rest(off),
-                    });
+                    cut = Some(tail_or_corruption(
+                        &files,
+                        i,
+                        &bytes,
+                        off,
+                        expect,
+                        e.to_string(),
+                    )?);
                     break;
                 }
             }
@@ -137,6 +160,74 @@ pub fn scan(vfs: &dyn Vfs, wal_dir: &Path, from_lsn: u64) -> Result<Scan> {
     }
     out.end_lsn = expect;
     Ok(out)
+}
+
+/// A WAL file's path relative to the data directory (for messages).
+fn rel(name: &str) -> std::path::PathBuf {
+    Path::new(crate::datadir::WAL_DIR).join(name)
+}
+
+/// Decides what an invalid record (or header) at offset `off` of `files[i]`, whose
+/// bytes are `bytes`, is: a torn tail when nothing valid follows it — then the [`Cut`]
+/// to make — or corruption.
+fn tail_or_corruption(
+    files: &[WalFile],
+    i: usize,
+    bytes: &[u8],
+    off: u64,
+    lsn: u64,
+    reason: String,
+) -> Result<Cut> {
+    let name = files.get(i).map_or("?", |f| f.name.as_str());
+    let start = files.get(i).map_or(0, |f| f.start);
+    let later = files.get(i + 1..).unwrap_or(&[]);
+    let evidence = match (first_valid_after(bytes, off + 1, start), later.first()) {
+        (Some((vlsn, voff)), _) => Some(format!(
+            "a valid record at LSN {vlsn} (offset {voff}) of the same file"
+        )),
+        (None, Some(next)) => Some(format!(
+            "{} later WAL file(s), from {} (a file is synced whole before the next is \
+             written, so this one was complete)",
+            later.len(),
+            next.name
+        )),
+        (None, None) => None,
+    };
+    if let Some(evidence) = evidence {
+        return Err(Error::corrupt(
+            Location {
+                offset: Some(off),
+                ..Location::file(rel(name))
+            },
+            CorruptionKind::WalNotTail {
+                lsn,
+                reason,
+                evidence,
+            },
+        ));
+    }
+    Ok(Cut {
+        file_index: i,
+        lsn,
+        reason,
+        bytes_discarded: (bytes.len() as u64).saturating_sub(off),
+    })
+}
+
+/// The first offset at or after `from` of a WAL file starting at `file_start` where a
+/// valid record begins, with its LSN. Records identify themselves by their LSN field,
+/// so every offset is tried, the cheap LSN comparison first.
+pub fn first_valid_after(bytes: &[u8], from: u64, file_start: u64) -> Option<(u64, u64)> {
+    let from = usize::try_from(from).ok()?;
+    let last = bytes.len().checked_sub(super::record::HEADER_BYTES)?;
+    (from..=last).find_map(|off| {
+        let lsn = file_start + off as u64;
+        let rec = bytes.get(off..)?;
+        if get_u64(rec, super::record::LSN_OFF)? != lsn {
+            return None;
+        }
+        decode(rec, lsn).ok().map(|_| (lsn, off as u64))
+    })
 }
 
 #[cfg(test)]

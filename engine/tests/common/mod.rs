@@ -227,3 +227,20 @@ pub fn check_against(outcome: &Outcome, rows: &BTreeMap<u64, RowAt>, ctx: &str) 
     let extra: Vec<_> = ids.difference(&acked).collect();
     panic!("{ctx}: recovered rows differ from the model: missing {missing:?}, extra {extra:?}, outcome error {:?}", outcome.error);
 }
+
+/// A node whose creation failed part way left an empty directory or one marked as an
+/// interrupted creation (never "damaged"), and creating the node again there works.
+pub fn assert_creation_interrupted(img: &SimVfs, ctx: &str) {
+    use segexpand_engine::datadir::{inspect, DirState};
+    let state = inspect(img, Path::new(DIR)).unwrap();
+    assert!(
+        matches!(
+            state,
+            DirState::Empty | DirState::CreateInterrupted | DirState::Missing
+        ),
+        "{ctx}: a failed creation left {state:?}"
+    );
+    let again = img.snapshot();
+    Node::create(Arc::new(again), Path::new(DIR), SEGMENTS, small_opts())
+        .unwrap_or_else(|e| panic!("{ctx}: creating again after a failed creation: {e}"));
+}
