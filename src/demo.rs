@@ -138,7 +138,8 @@ fn parse_max_rows_per_s(s: &str) -> Result<f64, String> {
 const TABLE: &str = "demo_accounts";
 /// The one-row table of what `TABLE` must hold (see the module comment).
 const META: &str = "demo_meta";
-const BATCH_ROWS: u64 = 100_000;
+/// Rows per bulk-load batch (small in unit tests, which load several batches).
+const BATCH_ROWS: u64 = if cfg!(test) { 1_000 } else { 100_000 };
 /// The DML thread vacuums `META` after this many transactions: each one adds a version
 /// of its row, and a key lookup visits every version its index still lists.
 const META_VACUUM_EVERY: u64 = 256;
@@ -746,9 +747,14 @@ fn prepare(a: &DemoArgs, node: &Node, found: Found) -> Result<Start, Error> {
             say!(
                 a,
                 "an earlier run was interrupted while loading: {} of {} rows are in the \
-                 table (checked against {META}); loading the rest",
+                 table (checked against {META}){}",
                 meta.loaded,
-                meta.requested
+                meta.requested,
+                if meta.loaded < meta.requested {
+                    "; loading the rest"
+                } else {
+                    ""
+                }
             );
             meta
         }
@@ -786,7 +792,12 @@ fn create_meta(a: &DemoArgs, node: &Node) -> Result<Meta, Error> {
     for c in META_COLUMNS {
         spec = spec.not_null(c, Type::Int8);
     }
-    node.create_table(&spec.distributed_by(&["id"]).segments(1))?;
+    match node.create_table(&spec.distributed_by(&["id"]).segments(1)) {
+        // An earlier run made the table and stopped before its row (`inspect` found
+        // the table without a row and without `TABLE`).
+        Ok(_) | Err(Error::TableExists(_)) => {}
+        Err(e) => return Err(e),
+    }
     let meta = Meta {
         requested: a.rows as i64,
         next_id: a.rows as i64,
@@ -1425,51 +1436,54 @@ mod tests {
     fn the_meta_row_catches_lost_rows_and_an_interrupted_load() {
         let vfs = SimVfs::new();
         let node = sim_node(&vfs);
-        let a = args(250_000);
+        let a = args(2_500);
         let start = prepare(&a, &node, inspect(&node).unwrap()).unwrap();
-        assert_eq!(start.ids.len(), 250_000);
-        assert_eq!(start.meta.rows, 250_000);
+        assert_eq!(start.ids.len(), 2_500);
+        assert_eq!(start.meta.rows, 2_500);
         assert!(matches!(inspect(&node).unwrap(), Found::Ready { .. }));
 
-        // A load stopped after its first batch: the meta row says 100000 of 250000.
+        // A load stopped after its first batch: the meta row says 1000 of 2500.
         let m = start.meta;
         let partial = Meta {
             requested: m.requested,
             next_id: m.requested,
             ..Meta::default()
         }
-        .loaded_through(100_000);
+        .loaded_through(1_000);
         let mut tx = node.begin().unwrap();
-        tx.delete_where(TABLE, &|r| int(r, 0) >= 100_000).unwrap();
+        tx.delete_where(TABLE, &|r| int(r, 0) >= 1_000).unwrap();
         tx.update(META, &[Value::Int8(0)], |_| partial.to_row())
             .unwrap();
         tx.commit().unwrap();
         let Found::Loading { meta, caught_up } = inspect(&node).unwrap() else {
             panic!("an interrupted load");
         };
-        assert_eq!((meta.loaded, caught_up), (100_000, false));
+        assert_eq!((meta.loaded, caught_up), (1_000, false));
         // ... and one whose second batch committed before the meta row recorded it.
         write_meta(
             &node,
             Meta {
-                loading_to: 200_000,
+                loading_to: 2_000,
                 ..partial
             },
         )
         .unwrap();
-        node.bulk_load(TABLE, (100_000..200_000).map(row)).unwrap();
+        // (Stopped before that batch committed: the table is the first 1000 rows.)
         let Found::Loading { meta, caught_up } = inspect(&node).unwrap() else {
             panic!("an interrupted load");
         };
-        assert_eq!((meta.loaded, caught_up), (200_000, true));
+        assert_eq!((meta.loaded, caught_up), (1_000, false));
+        node.bulk_load(TABLE, (1_000..2_000).map(row)).unwrap();
+        let Found::Loading { meta, caught_up } = inspect(&node).unwrap() else {
+            panic!("an interrupted load");
+        };
+        assert_eq!((meta.loaded, caught_up), (2_000, true));
         let start = prepare(&a, &node, Found::Loading { meta, caught_up }).unwrap();
         assert_eq!(start.meta, m);
 
         // Rows deleted behind the demo's back: refused, naming how many.
         let mut tx = node.begin().unwrap();
-        let n = tx
-            .delete_where(TABLE, &|r| int(r, 0) % 50_000 == 7)
-            .unwrap();
+        let n = tx.delete_where(TABLE, &|r| int(r, 0) % 500 == 7).unwrap();
         tx.commit().unwrap();
         assert_eq!(n, 5);
         let e = inspect(&node).unwrap_err().to_string();
@@ -1481,19 +1495,13 @@ mod tests {
     fn the_workload_stops_at_the_first_failed_write_and_prints_little() {
         let vfs = SimVfs::new();
         let node = sim_node(&vfs);
-        let a = args(20_000);
+        let a = args(2_000);
         let start = prepare(&a, &node, inspect(&node).unwrap()).unwrap();
         let lines = Arc::new(parking_lot::Mutex::new(Vec::<String>::new()));
         let l2 = lines.clone();
         let load = Load::new(Box::new(move |m| l2.lock().push(m.to_string())));
-        // The disk is full from the next write on.
-        for k in 0..1000 {
-            vfs.fail_nth(
-                OpClass::Write,
-                vfs.count(OpClass::Write) + k,
-                FailKind::Enospc,
-            );
-        }
+        // The disk is full at the next write (the poison refuses every later one).
+        vfs.fail_nth(OpClass::Write, vfs.count(OpClass::Write), FailKind::Enospc);
         let live = parking_lot::Mutex::new(start.ids.clone());
         let t0 = Instant::now();
         let r = with_workload(&node, &load, &start, &live, || {
