@@ -512,6 +512,10 @@ mod tests {
     }
 
     #[test]
+    #[expect(
+        clippy::assertions_on_constants,
+        reason = "the constant is what the build configured"
+    )]
     fn the_checker_is_on_in_the_test_suite() {
         assert!(CHECKED, "tests must run with the lock-rank checker");
     }

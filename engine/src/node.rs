@@ -4,8 +4,8 @@
 //! and the storage-level write paths (insert a tuple, set a tuple's xmax, prune a page,
 //! commit, abort). The typed table API of the transactions issue is built on these.
 //!
-//! Lock order (never taken in the other direction): checkpoint lock → commit gate →
-//! catalog → page lock → WAL insert lock → WAL flush lock.
+//! Every lock here is ranked ([`crate::lock`]); the order is the rank table in
+//! `docs/ARCHITECTURE.md` ("Lock order"), checked in debug and test builds.
 
 use crate::catalog::{Catalog, SegmentConfig, TableDef};
 use crate::clog::{Clog, XidStatus, FIRST_XID};
