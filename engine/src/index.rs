@@ -55,18 +55,24 @@ pub struct KeyIndex {
 
 impl KeyIndex {
     /// Adds `tid` under `hash`.
+    ///
+    /// A tid already under `hash` is not added again: a stale entry (one a vacuum freed
+    /// while an index build had already collected it) whose slot is reused by a version
+    /// of the same key must not make a lookup read that version twice.
     pub fn insert(&mut self, hash: u64, tid: Tid) {
-        self.entries += 1;
         match self.map.get_mut(&hash) {
             None => {
                 self.map.insert(hash, Tids::One(tid));
             }
+            Some(Tids::One(t)) if *t == tid => return,
             Some(Tids::One(t)) => {
                 let first = *t;
                 self.map.insert(hash, Tids::Many(vec![first, tid]));
             }
+            Some(Tids::Many(v)) if v.contains(&tid) => return,
             Some(Tids::Many(v)) => v.push(tid),
         }
+        self.entries += 1;
     }
 
     /// Removes `tid` from under `hash` (no-op if absent).
@@ -165,6 +171,20 @@ mod tests {
             self.for_each(hash, |t| out.push(t));
             out
         }
+    }
+
+    #[test]
+    fn a_tid_is_held_once_per_hash() {
+        let mut ix = KeyIndex::default();
+        for _ in 0..3 {
+            ix.insert(7, tid(0, 1));
+        }
+        assert_eq!(ix.get(7), vec![tid(0, 1)]);
+        ix.insert(7, tid(0, 2));
+        ix.insert(7, tid(0, 2));
+        ix.insert(7, tid(0, 1));
+        assert_eq!(ix.get(7), vec![tid(0, 1), tid(0, 2)]);
+        assert_eq!(ix.len(), 2);
     }
 
     #[test]
