@@ -19,7 +19,6 @@ struct Run {
     code: i32,
     stdout: String,
     stderr: String,
-    took: Duration,
 }
 
 fn demo_cmd(dir: &Path, args: &[&str]) -> Command {
@@ -69,7 +68,6 @@ fn wait(mut child: Child, what: &str) -> Run {
         code: status.code().unwrap_or(-1),
         stdout: out_t.join().unwrap(),
         stderr: err_t.join().unwrap(),
-        took: t0.elapsed(),
     }
 }
 
@@ -199,11 +197,6 @@ fn bad_numbers_are_refused_at_parse_time() {
         assert_ne!(r.code, 0, "{flag} {value} accepted: {}", r.stdout);
         assert!(r.stderr.contains(want), "{flag} {value}: {}", r.stderr);
         assert!(
-            r.took < Duration::from_secs(10),
-            "{flag} {value} took {:?}",
-            r.took
-        );
-        assert!(
             !dir.exists(),
             "{flag} {value}: the data directory was created"
         );
@@ -219,7 +212,6 @@ fn from_equal_to_on_a_new_directory_is_refused_before_anything_is_made() {
     let r = demo(&missing, &small(&["--from", "4", "--to", "4"]));
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("nothing to redistribute"), "{}", r.stderr);
-    assert!(r.took < Duration::from_secs(5), "took {:?}", r.took);
     assert!(!missing.exists(), "a data directory was created");
 
     let empty = tmp.path().join("empty");
