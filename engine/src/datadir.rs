@@ -289,8 +289,11 @@ impl DataDir {
     }
 
     /// Empties a node's directory (or finishes an interrupted creation or wipe), removing
-    /// only the names the engine makes; the directory itself and the lock stay. Refuses
-    /// (changing nothing) a damaged or foreign directory.
+    /// only the names the engine makes; the directory itself and the lock stay. Refuses,
+    /// changing nothing, a damaged or foreign directory, a `control` file that is not a
+    /// control file, and a directory holding anything the engine did not make (at the top,
+    /// in `wal/` or in a segment directory): the wipe would have to leave it behind, and a
+    /// half-emptied directory is neither the node nor a new one.
     ///
     /// Order, and what a crash leaves: (1) `wipe.incomplete` is created and synced — from
     /// here on the directory is "wipe interrupted"; (2) the control file goes, so nothing
@@ -304,6 +307,7 @@ impl DataDir {
             DirState::Node | DirState::CreateInterrupted | DirState::WipeInterrupted => {}
             s => return Err(self.refuse(&s)),
         }
+        self.check_all_ours()?;
         let mut report = WipeReport::default();
         if state != DirState::WipeInterrupted {
             self.create_marker(WIPE_MARKER)?;
@@ -340,6 +344,60 @@ impl DataDir {
             );
         }
         Ok(report)
+    }
+
+    /// Fails, naming them, if the directory holds names the engine does not make, or a
+    /// `control` that does not start with the control file's magic.
+    fn check_all_ours(&self) -> Result<()> {
+        let mut foreign = Vec::new();
+        let control_tmp = format!("{CONTROL_FILE}{TMP_SUFFIX}");
+        for name in self.vfs.list_dir(&self.dir).map_err(io("list", &self.dir))? {
+            let inside: Option<fn(&str) -> bool> = if name == WAL_DIR {
+                Some(is_wal_file)
+            } else if parse_segment_dir(&name).is_some() {
+                Some(|n| parse_part_file(n).is_some())
+            } else {
+                None
+            };
+            match inside {
+                Some(ours) => match self.vfs.list_dir(&self.dir.join(&name)) {
+                    Ok(names) => foreign.extend(
+                        names
+                            .into_iter()
+                            .filter(|n| !ours(n))
+                            .map(|n| format!("{name}/{n}")),
+                    ),
+                    Err(_) => foreign.push(name), // a file where our directory would be
+                },
+                None => {
+                    let known = [LOCK_FILE, CONTROL_FILE, CREATE_MARKER, WIPE_MARKER];
+                    if !known.contains(&name.as_str()) && name != control_tmp {
+                        foreign.push(name);
+                    }
+                }
+            }
+        }
+        let control = self.dir.join(CONTROL_FILE);
+        if self.vfs.exists(&control).map_err(io("stat", &control))? {
+            let f = self.vfs.open_read(&control).map_err(io("open", &control))?;
+            let mut magic = [0u8; 4];
+            let n = crate::vfs::read_exact_at(&*f, &mut magic, 0).map_err(io("read", &control))?;
+            if n < magic.len() || magic != crate::control::CONTROL_MAGIC {
+                foreign.push(format!("{CONTROL_FILE} (not a segexpand control file)"));
+            }
+        }
+        if foreign.is_empty() {
+            return Ok(());
+        }
+        Err(Error::DirRefused {
+            dir: self.dir.clone(),
+            reason: format!(
+                "refusing to wipe it: it holds {} that segexpand did not make; move {} away \
+                 and run again (nothing was deleted)",
+                list(&foreign),
+                if foreign.len() == 1 { "it" } else { "them" }
+            ),
+        })
     }
 
     /// Removes the files of subdirectory `sub` that `ours` recognises, then `sub` itself

@@ -150,8 +150,10 @@ fn a_foreign_directory_is_neither_used_nor_wiped() {
     );
 }
 
-/// Item 5: a wipe and an open delete only what the engine made: a user's file in a
-/// `seg9/` (no such segment) and beside the control file stay.
+/// Item 5: an open deletes only what the engine made (a user's file in a `seg9/` that
+/// is no segment stays), and a wipe of a node directory holding anything the engine did
+/// not make refuses up front, deleting nothing (found by the adversarial pass: it used
+/// to wipe the node and then refuse to create a new one beside the user's files).
 #[test]
 fn wipe_and_open_delete_only_what_the_engine_made() {
     let tmp = tempfile::tempdir().unwrap();
@@ -162,25 +164,44 @@ fn wipe_and_open_delete_only_what_the_engine_made() {
     std::fs::create_dir_all(dir.join("seg9")).unwrap();
     std::fs::write(dir.join("seg9/photo.jpg"), "jpeg").unwrap();
     std::fs::write(dir.join("seg1/notes.txt"), "mine").unwrap();
+    std::fs::write(dir.join("control.bak"), "old").unwrap();
     // Open used to remove seg9/ whole as a "retired segment".
     let node = Node::open_dir(&dir, NodeOptions::default()).unwrap();
     assert_eq!(count(&node), 100);
     node.close().unwrap();
     drop(node);
     assert!(dir.join("seg9/photo.jpg").exists());
+    let before = tree(&dir);
     let dd = DataDir::lock(Arc::new(RealVfs), &dir, false).unwrap();
+    let e = dd.wipe().unwrap_err();
+    let msg = e.to_string();
+    for name in ["seg9/photo.jpg", "seg1/notes.txt", "control.bak", "nothing was deleted"] {
+        assert!(msg.contains(name), "{msg}");
+    }
+    assert_eq!(tree(&dir), before, "a refused wipe deletes nothing");
+    // Once the user's files are moved away, the wipe empties the directory.
+    for f in ["seg9/photo.jpg", "seg1/notes.txt", "control.bak"] {
+        std::fs::remove_file(dir.join(f)).unwrap();
+    }
+    std::fs::remove_dir(dir.join("seg9")).unwrap();
     let r = dd.wipe().unwrap();
-    assert!(r.files_removed > 0);
-    let mut left = r.left.clone();
-    left.sort();
-    assert_eq!(left, vec!["seg1/notes.txt", "seg9/photo.jpg"]);
-    assert_eq!(std::fs::read(dir.join("seg9/photo.jpg")).unwrap(), b"jpeg");
-    assert_eq!(std::fs::read(dir.join("seg1/notes.txt")).unwrap(), b"mine");
-    assert!(!dir.join("control").exists() && !dir.join("wal").exists());
-    assert!(
-        !dir.join("seg0").exists(),
-        "an emptied segment directory goes"
-    );
+    assert!(r.files_removed > 0 && r.left.is_empty(), "{r:?}");
+    assert_eq!(dd.state().unwrap(), DirState::Empty);
+    Node::create_in(dd, 2, NodeOptions::default()).unwrap();
+}
+
+/// Item 5: a file named `control` that is not a control file is not the engine's: the
+/// wipe refuses it (found by the adversarial pass: `--fresh` deleted it).
+#[test]
+fn a_control_file_that_is_not_ours_is_not_wiped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("u");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("control"), "a\n").unwrap();
+    let dd = DataDir::lock(Arc::new(RealVfs), &dir, false).unwrap();
+    let e = dd.wipe().unwrap_err();
+    assert!(e.to_string().contains("not a segexpand control file"), "{e}");
+    assert_eq!(std::fs::read(dir.join("control")).unwrap(), b"a\n");
 }
 
 /// Item 5: a wipe crashed at any of its operations leaves a directory the next run
