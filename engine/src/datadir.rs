@@ -351,7 +351,11 @@ impl DataDir {
     fn check_all_ours(&self) -> Result<()> {
         let mut foreign = Vec::new();
         let control_tmp = format!("{CONTROL_FILE}{TMP_SUFFIX}");
-        for name in self.vfs.list_dir(&self.dir).map_err(io("list", &self.dir))? {
+        for name in self
+            .vfs
+            .list_dir(&self.dir)
+            .map_err(io("list", &self.dir))?
+        {
             let inside: Option<fn(&str) -> bool> = if name == WAL_DIR {
                 Some(is_wal_file)
             } else if parse_segment_dir(&name).is_some() {

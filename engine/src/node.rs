@@ -408,7 +408,14 @@ impl Node {
             vfs.remove_file(&tmp).map_err(io("remove", &tmp))?;
         }
         let wal_dir = dir.join(WAL_DIR);
-        let scanned = scan(&*vfs, &wal_dir, control.redo_lsn)?;
+        // Every WAL file kept is read and judged, as `verify` does, though only the
+        // records from the redo point on are replayed: damage before it is corruption
+        // too (a crash cannot put an invalid record before synced ones), and the
+        // checkpoint at the end of this open would otherwise delete the evidence.
+        let oldest = crate::wal::scan::list_files(&*vfs, &wal_dir)?
+            .first()
+            .map_or(control.redo_lsn, |f| f.start.min(control.redo_lsn));
+        let scanned = scan(&*vfs, &wal_dir, oldest)?;
         let has_checkpoint = scanned.records.iter().any(|r| {
             r.lsn == control.checkpoint_lsn
                 && matches!(r.body, Body::Checkpoint { redo_lsn, .. } if redo_lsn == control.redo_lsn)
@@ -454,7 +461,7 @@ impl Node {
             }
         }
         let mut report = RecoveryReport::default();
-        for rec in &scanned.records {
+        for rec in scanned.records.iter().filter(|r| r.lsn >= control.redo_lsn) {
             node.redo(rec, &mut report)?;
         }
         if let Some(cut) = &scanned.cut {
@@ -1755,7 +1762,11 @@ fn check_heap_lengths(
     control: &Control,
     records: &[Record],
 ) -> Result<()> {
-    for h in crate::control::heaps_to_check(&control.heaps, records.iter().map(|r| &r.body)) {
+    let since_redo = records
+        .iter()
+        .filter(|r| r.lsn >= control.redo_lsn)
+        .map(|r| &r.body);
+    for h in crate::control::heaps_to_check(&control.heaps, since_redo) {
         let rel =
             Path::new(&segment_dir_name(h.segment)).join(crate::heap::heap_file_name(h.table));
         let path = dir.join(&rel);

@@ -175,7 +175,12 @@ fn wipe_and_open_delete_only_what_the_engine_made() {
     let dd = DataDir::lock(Arc::new(RealVfs), &dir, false).unwrap();
     let e = dd.wipe().unwrap_err();
     let msg = e.to_string();
-    for name in ["seg9/photo.jpg", "seg1/notes.txt", "control.bak", "nothing was deleted"] {
+    for name in [
+        "seg9/photo.jpg",
+        "seg1/notes.txt",
+        "control.bak",
+        "nothing was deleted",
+    ] {
         assert!(msg.contains(name), "{msg}");
     }
     assert_eq!(tree(&dir), before, "a refused wipe deletes nothing");
@@ -200,7 +205,10 @@ fn a_control_file_that_is_not_ours_is_not_wiped() {
     std::fs::write(dir.join("control"), "a\n").unwrap();
     let dd = DataDir::lock(Arc::new(RealVfs), &dir, false).unwrap();
     let e = dd.wipe().unwrap_err();
-    assert!(e.to_string().contains("not a segexpand control file"), "{e}");
+    assert!(
+        e.to_string().contains("not a segexpand control file"),
+        "{e}"
+    );
     assert_eq!(std::fs::read(dir.join("control")).unwrap(), b"a\n");
 }
 

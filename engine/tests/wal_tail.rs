@@ -260,3 +260,46 @@ fn torn_header_of_a_new_file_is_removed() {
     recover_cut(&img, &all_rows(), "header");
     assert!(!img.exists(&next).unwrap(), "the torn file must be removed");
 }
+
+/// Regression (adversarial pass): a flipped bit before the redo point — in WAL that
+/// recovery does not replay — used to pass recovery unseen, and the checkpoint at the end
+/// of the open then deleted the file; `verify` reported it before and not after. Recovery
+/// now judges every WAL file it keeps, as `verify` does.
+#[test]
+fn flipped_bit_before_the_redo_point_is_refused_and_nothing_deleted() {
+    let (vfs, node, t) = node_with_table(SEGMENTS, small_opts());
+    let mut ids = Vec::new();
+    for id in 0..60 {
+        let x = node.begin_xid().unwrap();
+        node.insert(x, 0, segment_of(id), t, false, &payload(id))
+            .unwrap();
+        node.commit_xid(x).unwrap();
+        ids.push(id);
+    }
+    node.checkpoint().unwrap();
+    let redo = node.wal().redo_lsn();
+    for id in 60..80 {
+        let x = node.begin_xid().unwrap();
+        node.insert(x, 0, segment_of(id), t, false, &payload(id))
+            .unwrap();
+        node.commit_xid(x).unwrap();
+        ids.push(id);
+    }
+    let img = vfs.crash_image(CrashMode::DropUnsynced);
+    drop(node);
+    let files = list_files(&img, &Path::new(DIR).join(WAL_DIR)).unwrap();
+    let f = files.iter().rfind(|f| f.start < redo).unwrap();
+    let at = (redo - f.start) / 2;
+    assert!(at > 100, "the redo point must be well inside its file");
+    let path = Path::new(DIR).join(WAL_DIR).join(&f.name);
+    let byte = img.read_file(&path).unwrap()[at as usize];
+    img.poke(&path, at, &[byte ^ 0x02]).unwrap();
+    let before = wal_files(&img);
+    let e = Node::open(Arc::new(img.clone()), Path::new(DIR), small_opts()).unwrap_err();
+    assert!(e.is_corruption(), "{e}");
+    assert!(e.to_string().contains(&f.name), "{e}");
+    assert_eq!(wal_files(&img), before, "nothing may be cut or deleted");
+    img.poke(&path, at, &[byte]).unwrap();
+    let node = Node::open(Arc::new(img), Path::new(DIR), small_opts()).unwrap();
+    assert_eq!(ids_of(&node), ids);
+}
