@@ -118,11 +118,8 @@ impl Control {
                 have: buf.len(),
             });
         }
-        let stored = get_u32(buf, CHECKSUM_OFF).unwrap_or(0);
-        let computed = checksum(buf);
-        if stored != computed {
-            return Err(CorruptionKind::Checksum { stored, computed });
-        }
+        // Magic and lengths first, so that a foreign or cut-short file is named as such
+        // rather than as a checksum mismatch.
         let version = get_u16(buf, 4);
         if buf.get(..4) != Some(&CONTROL_MAGIC[..])
             || !matches!(version, Some(CONTROL_VERSION | CONTROL_VERSION_NO_HEAPS))
@@ -131,11 +128,6 @@ impl Control {
                 "control file magic/version".into(),
             ));
         }
-        let state = match get_u16(buf, STATE_OFF) {
-            Some(1) => NodeState::ShutDown,
-            Some(2) => NodeState::InProduction,
-            s => return Err(CorruptionKind::Invalid(format!("control state {s:?}"))),
-        };
         let cat_len = get_u32(buf, CATALOG_LEN_OFF).unwrap_or(0) as usize;
         let clog_len = get_u32(buf, CLOG_LEN_OFF).unwrap_or(0) as usize;
         let heaps_len = match version {
@@ -149,6 +141,16 @@ impl Control {
                 have: buf.len(),
             });
         }
+        let stored = get_u32(buf, CHECKSUM_OFF).unwrap_or(0);
+        let computed = checksum(buf);
+        if stored != computed {
+            return Err(CorruptionKind::Checksum { stored, computed });
+        }
+        let state = match get_u16(buf, STATE_OFF) {
+            Some(1) => NodeState::ShutDown,
+            Some(2) => NodeState::InProduction,
+            s => return Err(CorruptionKind::Invalid(format!("control state {s:?}"))),
+        };
         let catalog = buf
             .get(HEADER_BYTES..HEADER_BYTES + cat_len)
             .and_then(Catalog::decode)

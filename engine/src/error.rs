@@ -155,9 +155,14 @@ pub enum Error {
     NotInitialized(PathBuf),
     /// Another process (or another node of this process) holds the data directory.
     #[error(
-        "data directory {} is in use by process {}",
+        "data directory {} is in use by {}",
         .dir.display(),
-        .pid.map_or_else(|| "(unknown pid)".to_string(), |p| p.to_string())
+        .pid.map_or_else(
+            || "another process (a reader such as `segexpand verify`, or an owner that \
+                is starting)"
+                .to_string(),
+            |p| format!("process {p}")
+        )
     )]
     DirInUse {
         /// The directory.

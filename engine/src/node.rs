@@ -1013,8 +1013,8 @@ impl Node {
             .map_err(io("fsync dir", &seg_dir))?;
         if !left.is_empty() {
             log::warn!(
-                "{}: retired segment {content}'s directory kept: it holds files segexpand did \
-                 not make ({})",
+                "{}: kept (segment {content} is not in this node's configuration, but the \
+                 directory holds files segexpand did not make: {})",
                 seg_dir.display(),
                 left.join(", ")
             );

@@ -44,23 +44,27 @@ pub struct Problem {
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:", self.file)?;
+        let mut at = String::new();
         if let Some(t) = self.table {
             match &self.table_name {
-                Some(n) => write!(f, " table {n:?} (id {t})")?,
-                None => write!(f, " table id {t}")?,
+                Some(n) => at.push_str(&format!(" table {n:?} (id {t})")),
+                None => at.push_str(&format!(" table id {t}")),
             }
         }
         if let Some(s) = self.segment {
-            write!(f, " segment {s}")?;
+            at.push_str(&format!(" segment {s}"));
         }
         if let Some(b) = self.block {
-            write!(f, " block {b}")?;
+            at.push_str(&format!(" block {b}"));
         }
         if let Some(o) = self.offset {
-            write!(f, " offset {o}")?;
+            at.push_str(&format!(" offset {o}"));
         }
-        write!(f, ": {}", self.what)
+        if at.is_empty() {
+            write!(f, "{}: {}", self.file, self.what)
+        } else {
+            write!(f, "{}:{at}: {}", self.file, self.what)
+        }
     }
 }
 
@@ -152,6 +156,14 @@ fn check_wal(
     r: &mut Report,
 ) -> Result<Vec<Record>> {
     let wal_dir = dir.join(WAL_DIR);
+    if !vfs
+        .exists(&wal_dir)
+        .map_err(|e| Error::io("stat", &wal_dir, e))?
+    {
+        r.problems
+            .push(problem(WAL_DIR, "the WAL directory is missing"));
+        return Ok(Vec::new());
+    }
     let files = list_files(vfs, &wal_dir)?;
     let from = match (files.first(), control) {
         (Some(f), Some(c)) if f.start > c.redo_lsn => {
@@ -242,6 +254,30 @@ fn check_segments(
         .into_iter()
         .flat_map(|s| control.catalog.tables.iter().map(move |t| (s, t.id)))
         .collect();
+    // Recovery opens every heap of the checkpoint's catalog before it replays the WAL,
+    // also of tables dropped and segments retired since (whose files a later checkpoint
+    // removes): each must be there.
+    let at_end: HashSet<(u16, u32)> = catalog
+        .contents()
+        .into_iter()
+        .flat_map(|s| catalog.tables.iter().map(move |t| (s, t.id)))
+        .collect();
+    let mut gone: Vec<&(u16, u32)> = checkpointed.difference(&at_end).collect();
+    gone.sort_unstable();
+    for (seg, table) in gone {
+        let name = format!("{}/{}", segment_dir_name(*seg), heap_file_name(*table));
+        let path = dir.join(&name);
+        if !vfs.exists(&path).map_err(|e| Error::io("stat", &path, e))? {
+            let mut p = problem(
+                name,
+                "heap file missing: the control file's catalog holds it and recovery opens \
+                 it before replaying the WAL (is the control file older than the directory?)",
+            );
+            p.segment = Some(*seg);
+            p.table = Some(*table);
+            r.problems.push(p);
+        }
+    }
     for seg in &catalog.contents() {
         let seg_name = segment_dir_name(*seg);
         let seg_dir = dir.join(&seg_name);

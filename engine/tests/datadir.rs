@@ -461,3 +461,33 @@ fn verify_names_a_bad_record_before_the_checkpoint_for_what_it_is() {
     assert!(p.what.contains("not a torn tail"), "{p}");
     assert!(!p.what.contains("checkpoint record"), "{p}");
 }
+
+/// Adversarial pass: a control file restored from an older copy (before a DROP) names
+/// heaps that are gone. Open refuses (it opens them before replaying the WAL); verify
+/// used to say "0 problems" — now both agree.
+#[test]
+fn verify_agrees_with_open_on_a_stale_control_file() {
+    let (vfs, node, _) = node_with_table(SEGMENTS, small_opts());
+    let t2 = node.create_raw_table("gone").unwrap();
+    node.checkpoint().unwrap();
+    let control = Path::new(DIR).join(CONTROL_FILE);
+    let old = vfs.read_file(&control).unwrap();
+    node.drop_table("gone").unwrap();
+    node.close().unwrap();
+    drop(node);
+    assert!(!vfs.exists(&heap_path(Path::new(DIR), 0, t2)).unwrap());
+    let f = vfs.open(&control, false).unwrap();
+    f.set_len(0).unwrap();
+    f.write_all_at(&old, 0).unwrap();
+    f.sync().unwrap();
+    let e = Node::open(Arc::new(vfs.clone()), Path::new(DIR), small_opts()).unwrap_err();
+    assert!(e.is_corruption(), "{e}");
+    let r = verify_dir(&vfs, Path::new(DIR)).unwrap();
+    assert!(
+        r.problems
+            .iter()
+            .any(|p| p.table == Some(t2) && p.what.contains("heap file missing")),
+        "{:?}",
+        r.problems
+    );
+}

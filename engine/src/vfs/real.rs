@@ -36,16 +36,46 @@ impl VFile for RealFile {
     }
 }
 
-/// An open file with `flock` held on it (released when the file is closed).
-struct RealLock(#[allow(dead_code)] File);
+/// An open file with `flock` held on it (released when the file is closed). An exclusive
+/// holder wrote its pid into it and clears it when it lets go, so that the next busy
+/// opener is not told about a process that is gone.
+struct RealLock {
+    file: File,
+    exclusive: bool,
+}
 impl FileLock for RealLock {}
+impl Drop for RealLock {
+    fn drop(&mut self) {
+        if self.exclusive {
+            let _ = self.file.set_len(0); // best effort: the flock is what counts
+        }
+    }
+}
 /// Granted when there is no lock file: no process holds it.
 struct NoLock;
 impl FileLock for NoLock {}
 
-/// The process id written in a lock file, if it parses.
-fn read_pid(path: &Path) -> Option<u32> {
-    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+/// The process id written in a lock file, if it parses and that process is alive.
+fn read_live_pid(path: &Path) -> Option<u32> {
+    let pid: u32 = std::fs::read_to_string(path).ok()?.trim().parse().ok()?;
+    Path::new("/proc")
+        .join(pid.to_string())
+        .exists()
+        .then_some(pid)
+}
+
+/// Who holds a busy lock: the pid an exclusive holder wrote, waiting briefly (bounded)
+/// for one that is taking the lock right now to write it. A shared holder (`verify`)
+/// writes none: then `None`.
+fn busy_holder(path: &Path) -> Option<u32> {
+    const TRIES_MAX: u32 = 20;
+    for _ in 0..TRIES_MAX {
+        if let Some(pid) = read_live_pid(path) {
+            return Some(pid);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    None
 }
 
 impl Vfs for RealVfs {
@@ -82,10 +112,13 @@ impl Vfs for RealVfs {
                     f.set_len(0)?;
                     f.write_all_at(format!("{}\n", std::process::id()).as_bytes(), 0)?;
                 }
-                Ok(LockOutcome::Acquired(Box::new(RealLock(f))))
+                Ok(LockOutcome::Acquired(Box::new(RealLock {
+                    file: f,
+                    exclusive,
+                })))
             }
             Err(std::fs::TryLockError::WouldBlock) => Ok(LockOutcome::Busy {
-                pid: read_pid(path),
+                pid: busy_holder(path),
             }),
             Err(std::fs::TryLockError::Error(e)) => Err(e),
         }
