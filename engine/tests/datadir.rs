@@ -40,7 +40,8 @@ fn count(node: &Node) -> u64 {
     n
 }
 
-/// Every file under `dir` (relative path, length), for "nothing changed" checks.
+/// Every file under `dir` (relative path, length), for "nothing changed" checks; the
+/// lock file is left out (it holds its owner's pid only while owned).
 fn tree(dir: &Path) -> Vec<(PathBuf, u64)> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -52,7 +53,9 @@ fn tree(dir: &Path) -> Vec<(PathBuf, u64)> {
                 stack.push(p);
             } else {
                 let rel = p.strip_prefix(dir).unwrap().to_path_buf();
-                out.push((rel, e.metadata().unwrap().len()));
+                if rel != Path::new("lock") {
+                    out.push((rel, e.metadata().unwrap().len()));
+                }
             }
         }
     }
