@@ -164,11 +164,11 @@ impl Heap {
             return Ok(p.clone());
         }
         if block >= self.nblocks() {
-            return Err(Error::InvalidArgument(format!(
-                "{}: block {block} beyond the end ({} blocks)",
-                self.rel_path.display(),
-                self.nblocks()
-            )));
+            return Err(Error::NoSuchBlock {
+                file: self.rel_path.clone(),
+                block,
+                nblocks: self.nblocks(),
+            });
         }
         let page = self.read_from_disk(block)?;
         let mut map = self.pages.write();

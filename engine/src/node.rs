@@ -1189,7 +1189,7 @@ impl Node {
     ) -> Result<()> {
         let heap = self.heap(page.segment, page.table)?;
         let cp = heap.page(page.block).map_err(|e| match e {
-            Error::InvalidArgument(_) => Error::corrupt(
+            Error::NoSuchBlock { .. } => Error::corrupt(
                 redo_location(rec, page),
                 CorruptionKind::Invalid("record for a block with no page image".into()),
             ),
@@ -1343,9 +1343,10 @@ impl Node {
         let part = self.part(segment, table)?;
         match self.claim_version(xid, cid, &part, tid, flags_set, None)? {
             Claim::Claimed => Ok(()),
-            Claim::Busy(holder) => Err(Error::InvalidArgument(format!(
-                "tuple {tid:?} is locked by running transaction {holder}"
-            ))),
+            Claim::Busy(holder) => Err(Error::RowLocked {
+                row: format!("{tid:?} of table {table} on segment {segment}"),
+                holder,
+            }),
             Claim::Ended { .. } => Err(Error::InvalidArgument(format!(
                 "tuple {tid:?} is already deleted or updated"
             ))),

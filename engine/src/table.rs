@@ -528,10 +528,10 @@ fn coerce_row(def: &TableDef, row: Row) -> Result<Row> {
         .map(|(v, c)| {
             let v = c.ty.coerce(v, &c.name)?;
             if c.not_null && v == Value::Null {
-                return Err(Error::InvalidArgument(format!(
-                    "null value in column {:?} of table {:?} violates not-null constraint",
-                    c.name, def.name
-                )));
+                return Err(Error::NotNullViolation {
+                    table: def.name.clone(),
+                    column: c.name.clone(),
+                });
             }
             Ok(v)
         })

@@ -96,24 +96,19 @@ impl Type {
     /// column `column`. Integers of any width fit any integer column they are in range
     /// of; integers convert to float8 and numeric; char(n) is blank-padded to n.
     pub fn coerce(self, v: Value, column: &str) -> Result<Value> {
-        let bad = |v: &Value| {
-            Error::InvalidArgument(format!(
-                "column {column:?} is {} but the value is {}",
-                self.sql_name(),
-                v.kind_name()
-            ))
+        let bad = |v: &Value| Error::DatatypeMismatch {
+            column: column.to_string(),
+            expected: self.sql_name(),
+            found: v.kind_name().to_string(),
         };
-        let range = || {
-            Error::InvalidArgument(format!(
-                "value out of range for column {column:?} of type {}",
-                self.sql_name()
-            ))
+        let range = || Error::ValueOutOfRange {
+            column: column.to_string(),
+            ty: self.sql_name(),
         };
-        let too_long = |n: u32| {
-            Error::InvalidArgument(format!(
-                "value too long for column {column:?} of type {} (limit {n} characters)",
-                self.sql_name()
-            ))
+        let too_long = |n: u32| Error::StringTooLong {
+            column: column.to_string(),
+            ty: self.sql_name(),
+            limit: format!("{n} characters"),
         };
         if matches!(v, Value::Null) {
             return Ok(v);
@@ -163,11 +158,11 @@ impl Type {
         };
         if let Value::Text(s) | Value::Numeric(s) = &out {
             if s.len() > STRING_BYTES_MAX {
-                return Err(Error::InvalidArgument(format!(
-                    "value of {} bytes for column {column:?} exceeds the limit of \
-                     {STRING_BYTES_MAX} bytes",
-                    s.len()
-                )));
+                return Err(Error::StringTooLong {
+                    column: column.to_string(),
+                    ty: self.sql_name(),
+                    limit: format!("{STRING_BYTES_MAX} bytes; the value has {}", s.len()),
+                });
             }
         }
         Ok(out)
@@ -258,7 +253,10 @@ impl Value {
 /// Canonical text of a numeric literal: optional sign, digits, optional fraction; no
 /// leading zeros, no trailing fractional zeros, no `-0`.
 pub fn canonical_numeric(s: &str) -> Result<String> {
-    let bad = || Error::InvalidArgument(format!("invalid input syntax for type numeric: {s:?}"));
+    let bad = || Error::InvalidTextRepresentation {
+        ty: "numeric".into(),
+        input: s.to_string(),
+    };
     let (neg, body) = match s.strip_prefix('-') {
         Some(rest) => (true, rest),
         None => (false, s.strip_prefix('+').unwrap_or(s)),
