@@ -94,8 +94,8 @@ ranks! {
     HeapPage = 13, "heap page";
     /// `TxnManager::state` (with `ended`): running transactions and lock waits.
     Txns = 14, "transaction manager";
-    /// `Clog::bits`: the commit log.
-    Clog = 15, "commit log";
+    /// (Rank 15 was the commit log's lock; its statuses are atomic words now, read and
+    /// written without a lock.)
     /// `Heap::fsm`: free space per block; new blocks are made under it.
     Fsm = 16, "free-space map";
     /// `Heap::pages`: the page cache map.

@@ -1220,6 +1220,12 @@ impl Node {
     /// [`Node::begin`], which wraps this in a [`crate::Txn`].
     pub fn begin_xid(&self) -> Result<u64> {
         self.poison.check()?;
+        if self.txns.next_xid() >= crate::clog::XID_LIMIT {
+            return Err(Error::InvalidArgument(format!(
+                "transaction ids are exhausted (the commit log holds {} of them)",
+                crate::clog::XID_LIMIT
+            )));
+        }
         Ok(self.txns.begin())
     }
 
