@@ -318,7 +318,7 @@ impl Observed {
     }
 }
 
-fn scan_table(tx: &mut segexpand_engine::Txn<'_>) -> Result<Observed, Error> {
+fn scan_table(tx: &mut segexpand_engine::Txn) -> Result<Observed, Error> {
     let mut o = Observed::default();
     tx.scan_with(TABLE, |r| {
         let id = int(r, 0);
@@ -332,7 +332,7 @@ fn scan_table(tx: &mut segexpand_engine::Txn<'_>) -> Result<Observed, Error> {
 
 /// The `META` row, read in `tx`: exactly one well-formed row, or an error saying what
 /// is there instead.
-fn read_meta(tx: &mut segexpand_engine::Txn<'_>) -> Result<Option<Meta>, Error> {
+fn read_meta(tx: &mut segexpand_engine::Txn) -> Result<Option<Meta>, Error> {
     let rows = tx.scan(META, None)?;
     match rows.as_slice() {
         [] => Ok(None),
@@ -366,7 +366,7 @@ enum Found {
 
 /// Reads `META` and scans `TABLE` once (every block of it: a corrupt page fails here,
 /// before anything changed) and checks one against the other.
-fn inspect(node: &Node) -> Result<Found, Error> {
+fn inspect(node: &Arc<Node>) -> Result<Found, Error> {
     let has = |t: &str| match node.table_def(t) {
         Ok(_) => Ok(true),
         Err(Error::NoSuchTable(_)) => Ok(false),
@@ -438,7 +438,7 @@ fn inspect(node: &Node) -> Result<Found, Error> {
 }
 
 /// Writes the meta row in a transaction of its own.
-fn write_meta(node: &Node, m: Meta) -> Result<(), Error> {
+fn write_meta(node: &Arc<Node>, m: Meta) -> Result<(), Error> {
     let mut tx = node.begin()?;
     let n = tx.update(META, &[Value::Int8(0)], |_| m.to_row())?;
     if n != 1 {
@@ -714,7 +714,7 @@ pub fn run(a: &DemoArgs) -> Result<(), Error> {
 
 /// The table's segments now (after an interrupted redistribution finishes) and the
 /// segments to go to; refuses, before anything changes, when they are the same.
-fn plan(a: &DemoArgs, node: &Node) -> Result<(u16, u16), Error> {
+fn plan(a: &DemoArgs, node: &Arc<Node>) -> Result<(u16, u16), Error> {
     let from = match node.table_def(TABLE) {
         Ok(def) => def.write_layout().0.segments,
         Err(Error::NoSuchTable(_)) => a.from.min(node.segments().len() as u16),
@@ -732,7 +732,7 @@ fn plan(a: &DemoArgs, node: &Node) -> Result<(u16, u16), Error> {
 
 /// Creates the tables and loads (or finishes loading) the rows, recording each batch in
 /// `META`; returns the checked starting state.
-fn prepare(a: &DemoArgs, node: &Node, found: Found) -> Result<Start, Error> {
+fn prepare(a: &DemoArgs, node: &Arc<Node>, found: Found) -> Result<Start, Error> {
     let meta = match found {
         Found::Ready { meta, seen } => {
             return Ok(Start {
@@ -787,7 +787,7 @@ fn prepare(a: &DemoArgs, node: &Node, found: Found) -> Result<Start, Error> {
 }
 
 /// Creates `META` (on segment 0 only; it is never redistributed) and its row.
-fn create_meta(a: &DemoArgs, node: &Node) -> Result<Meta, Error> {
+fn create_meta(a: &DemoArgs, node: &Arc<Node>) -> Result<Meta, Error> {
     let mut spec = TableSpec::new(META).not_null("id", Type::Int8);
     for c in META_COLUMNS {
         spec = spec.not_null(c, Type::Int8);
@@ -812,7 +812,7 @@ fn create_meta(a: &DemoArgs, node: &Node) -> Result<Meta, Error> {
 /// Bulk-loads ids `meta.loaded..meta.requested` in batches. Each batch is one
 /// transaction of its own: `META` records the batch before it (`loading_to`) and its
 /// result after it, so a reopen tells a batch that committed from one that did not.
-fn load_rows(a: &DemoArgs, node: &Node, mut meta: Meta) -> Result<(), Error> {
+fn load_rows(a: &DemoArgs, node: &Arc<Node>, mut meta: Meta) -> Result<(), Error> {
     if meta.loaded >= meta.requested {
         return Ok(());
     }
@@ -856,7 +856,7 @@ fn load_rows(a: &DemoArgs, node: &Node, mut meta: Meta) -> Result<(), Error> {
 /// error, poisoned node or corruption) or panicking. Returns the workload's first fatal
 /// error if there was one (unless it only echoes `main`'s), else `main`'s result.
 fn with_workload<T>(
-    node: &Node,
+    node: &Arc<Node>,
     load: &Load,
     start: &Start,
     live: &parking_lot::Mutex<Vec<i64>>,
@@ -995,7 +995,7 @@ fn redistribute(
 }
 
 /// Point SELECTs by random id, timed per phase.
-fn point_selects(node: &Node, load: &Load, id_range: u64) {
+fn point_selects(node: &Arc<Node>, load: &Load, id_range: u64) {
     let mut x = 0x9e37_79b9_u64;
     let mut local: [Vec<u64>; 3] = Default::default();
     while !load.stopped() {
@@ -1034,7 +1034,7 @@ fn point_selects(node: &Node, load: &Load, id_range: u64) {
     }
 }
 
-fn scans(node: &Node, load: &Load, rows: u64, sum0: i64) {
+fn scans(node: &Arc<Node>, load: &Load, rows: u64, sum0: i64) {
     while !load.stopped() {
         let r = (|| -> Result<(u64, i64), Error> {
             let mut tx = node.begin()?;
@@ -1074,7 +1074,7 @@ enum DmlEnd {
 /// Transfers between two rows; every fourth transaction also replaces a row by a new
 /// id carrying its balance (DELETE + INSERT). Row count and balance sum stay constant.
 /// Each transaction also updates `META` (transfers, id sum, next id).
-fn dml(node: &Node, load: &Load, live: &parking_lot::Mutex<Vec<i64>>, next_id: &AtomicU64) {
+fn dml(node: &Arc<Node>, load: &Load, live: &parking_lot::Mutex<Vec<i64>>, next_id: &AtomicU64) {
     let mut x = 0x2545_f491_u64;
     let mut n = 0u64;
     while !load.stopped() {
@@ -1117,7 +1117,7 @@ fn dml(node: &Node, load: &Load, live: &parking_lot::Mutex<Vec<i64>>, next_id: &
 }
 
 fn transfer(
-    node: &Node,
+    node: &Arc<Node>,
     live: &parking_lot::Mutex<Vec<i64>>,
     next_id: &AtomicU64,
     (i, j, amount): (u64, u64, i64),
@@ -1204,7 +1204,7 @@ struct Verified {
 
 /// Every expected id: found once by the scan (lost and duplicated counted) and once by
 /// its key; the whole table against `META`, read in the same transaction.
-fn verify_rows(node: &Node, expected: &[i64]) -> Result<Verified, Error> {
+fn verify_rows(node: &Arc<Node>, expected: &[i64]) -> Result<Verified, Error> {
     let mut tx = node.begin()?;
     let meta = read_meta(&mut tx)?.ok_or_else(|| bad(format!("the {META} row is gone")))?;
     let seen = scan_table(&mut tx)?;

@@ -146,8 +146,11 @@ impl TableSpec {
 /// committed. Writers lock the rows they change and wait for rows other writers hold;
 /// readers never wait. After any failed statement the transaction can only roll back.
 /// Dropped without [`Txn::commit`], it rolls back.
-pub struct Txn<'a> {
-    node: &'a Node,
+///
+/// The handle owns its node (an `Arc`) and is `Send`: a server session can keep it across
+/// `.await`s and hand it between threads, and a C handle can own it.
+pub struct Txn {
+    node: Arc<Node>,
     xid: u64,
     cid: u32,
     failed: Option<String>,
@@ -155,7 +158,7 @@ pub struct Txn<'a> {
     waits: std::cell::Cell<u64>,
 }
 
-impl std::fmt::Debug for Txn<'_> {
+impl std::fmt::Debug for Txn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Txn").field("xid", &self.xid).finish()
     }
@@ -329,9 +332,9 @@ impl Node {
     }
 
     /// Starts a transaction.
-    pub fn begin(&self) -> Result<Txn<'_>> {
+    pub fn begin(self: &Arc<Self>) -> Result<Txn> {
         Ok(Txn {
-            node: self,
+            node: self.clone(),
             xid: self.begin_xid()?,
             cid: 0,
             failed: None,
@@ -538,7 +541,7 @@ fn coerce_row(def: &TableDef, row: Row) -> Result<Row> {
         .collect()
 }
 
-impl<'a> Txn<'a> {
+impl Txn {
     /// The transaction id.
     pub fn xid(&self) -> u64 {
         self.xid
@@ -1047,7 +1050,7 @@ impl<'a> Txn<'a> {
     }
 }
 
-impl Drop for Txn<'_> {
+impl Drop for Txn {
     fn drop(&mut self) {
         if !self.done {
             if let Err(e) = self.node.abort_xid(self.xid) {

@@ -80,7 +80,7 @@ fn rows(n: i64) -> impl Iterator<Item = Vec<Value>> {
 }
 
 /// Moves every block of `table` that still holds rows to move.
-fn drain(node: &Node, table: &str) {
+fn drain(node: &Arc<Node>, table: &str) {
     for _ in 0..100 {
         let work = node.redistribution_work(table).unwrap();
         if work.is_empty() {
@@ -95,7 +95,7 @@ fn drain(node: &Node, table: &str) {
 }
 
 /// The key of the row in slot 0 of block 0 of `table` on `segment`.
-fn key_at(node: &Node, segment: u16, table: &str) -> Value {
+fn key_at(node: &Arc<Node>, segment: u16, table: &str) -> Value {
     let def = node.table_def(table).unwrap();
     let (_, payload) = node
         .read_tuple(segment, def.id, Tid { block: 0, slot: 0 })
@@ -163,7 +163,7 @@ fn undecodable_tuple_is_reported_by_every_reader() {
         ..node.table_def("b").unwrap().layout
     };
     node.start_redistribution("b", to_one, &gate).unwrap();
-    let seg0 = |node: &Node| -> Vec<u32> {
+    let seg0 = |node: &Arc<Node>| -> Vec<u32> {
         let work = node.redistribution_work("b").unwrap();
         work.iter()
             .filter(|(s, _)| *s == 0)

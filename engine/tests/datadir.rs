@@ -33,7 +33,7 @@ fn real_node(dir: &Path, rows: i64) -> Arc<Node> {
     node
 }
 
-fn count(node: &Node) -> u64 {
+fn count(node: &Arc<Node>) -> u64 {
     let mut tx = node.begin().unwrap();
     let n = tx.scan_with("t", |_| {}).unwrap();
     tx.rollback().unwrap();

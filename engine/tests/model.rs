@@ -28,8 +28,8 @@ const SLOTS: usize = 3;
 type Val = (i64, Option<String>);
 
 /// One open transaction of the model: its engine handle and its pending writes.
-struct MTxn<'a> {
-    tx: Txn<'a>,
+struct MTxn {
+    tx: Txn,
     writes: BTreeMap<i64, Option<Val>>,
 }
 
@@ -41,7 +41,7 @@ struct Model {
 }
 
 impl Model {
-    fn view(&self, t: &MTxn<'_>) -> BTreeMap<i64, Val> {
+    fn view(&self, t: &MTxn) -> BTreeMap<i64, Val> {
         let mut v = self.committed.clone();
         for (k, w) in &t.writes {
             match w {
@@ -65,7 +65,7 @@ fn row_of(k: i64, (v, s): &Val) -> Row {
 }
 
 /// The lookup key for `k` under the table's current distribution key.
-fn key_of(node: &Node, k: i64) -> Vec<Value> {
+fn key_of(node: &Arc<Node>, k: i64) -> Vec<Value> {
     if node.table_def(TABLE).unwrap().layout.key == [0] {
         vec![Value::Int8(k)]
     } else {
@@ -98,7 +98,7 @@ fn open(vfs: &SimVfs) -> Arc<Node> {
     Node::open(Arc::new(vfs.clone()), Path::new("/db"), opts()).unwrap()
 }
 
-fn scan_all(tx: &mut Txn<'_>) -> BTreeMap<i64, Val> {
+fn scan_all(tx: &mut Txn) -> BTreeMap<i64, Val> {
     let mut out = BTreeMap::new();
     for r in tx.scan(TABLE, None).unwrap() {
         let (k, v) = val_of(&r);
@@ -107,7 +107,7 @@ fn scan_all(tx: &mut Txn<'_>) -> BTreeMap<i64, Val> {
     out
 }
 
-fn check_committed(node: &Node, model: &Model, log: &[String]) {
+fn check_committed(node: &Arc<Node>, model: &Model, log: &[String]) {
     let mut tx = node.begin().unwrap();
     let got = scan_all(&mut tx);
     tx.rollback().unwrap();
@@ -122,7 +122,7 @@ fn check_committed(node: &Node, model: &Model, log: &[String]) {
 /// A redistribution step (no transaction of the script is in a statement, so none
 /// holds a layout pin). Returns false if the step did not apply.
 fn redistribution_step(
-    node: &Node,
+    node: &Arc<Node>,
     rng: &mut Rng,
     model: &mut Model,
     log: &mut Vec<String>,
@@ -219,7 +219,7 @@ fn redistribution_step(
 }
 
 /// Moves every remaining row and flips, so that a case ends stable.
-fn finish_redistribution(node: &Node, log: &mut Vec<String>) {
+fn finish_redistribution(node: &Arc<Node>, log: &mut Vec<String>) {
     if node.table_def(TABLE).unwrap().redistribution.is_none() {
         return;
     }
@@ -244,7 +244,7 @@ fn finish_redistribution(node: &Node, log: &mut Vec<String>) {
 }
 
 /// A key no open transaction has written and that is not committed.
-fn fresh_key(rng: &mut Rng, model: &Model, txns: &[Option<MTxn<'_>>]) -> Option<i64> {
+fn fresh_key(rng: &mut Rng, model: &Model, txns: &[Option<MTxn>]) -> Option<i64> {
     let busy = |k: i64| {
         model.committed.contains_key(&k) || txns.iter().flatten().any(|t| t.writes.contains_key(&k))
     };
@@ -253,7 +253,7 @@ fn fresh_key(rng: &mut Rng, model: &Model, txns: &[Option<MTxn<'_>>]) -> Option<
 }
 
 /// Whether another open transaction holds a write on `k`.
-fn held_by_other(txns: &[Option<MTxn<'_>>], me: usize, k: i64) -> bool {
+fn held_by_other(txns: &[Option<MTxn>], me: usize, k: i64) -> bool {
     txns.iter()
         .enumerate()
         .any(|(i, t)| i != me && t.as_ref().is_some_and(|t| t.writes.contains_key(&k)))
@@ -265,7 +265,7 @@ fn held_by_other(txns: &[Option<MTxn<'_>>], me: usize, k: i64) -> bool {
 fn written_one(
     r: Result<u64, Error>,
     conflict: bool,
-    txns: &mut [Option<MTxn<'_>>],
+    txns: &mut [Option<MTxn>],
     slot: usize,
     log: &mut Vec<String>,
 ) -> bool {
@@ -290,13 +290,13 @@ enum EpochEnd {
 
 /// Runs operations on one incarnation of the node until the script ends or a crash.
 fn epoch(
-    node: &Node,
+    node: &Arc<Node>,
     rng: &mut Rng,
     model: &mut Model,
     steps: &mut usize,
     log: &mut Vec<String>,
 ) -> EpochEnd {
-    let mut txns: Vec<Option<MTxn<'_>>> = (0..SLOTS).map(|_| None).collect();
+    let mut txns: Vec<Option<MTxn>> = (0..SLOTS).map(|_| None).collect();
     while *steps > 0 {
         *steps -= 1;
         let slot = rng.below(SLOTS as u64) as usize;

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Barrier};
 use std::time::{Duration, Instant};
 
-fn accounts(node: &Node, n: i64, balance: i64) {
+fn accounts(node: &Arc<Node>, n: i64, balance: i64) {
     node.create_table(
         &TableSpec::new("acct")
             .not_null("id", Type::Int8)
@@ -386,7 +386,7 @@ fn a_key_lookup_reads_only_the_keys_segment() {
 fn vacuum_reclaims_dead_versions_but_not_what_a_snapshot_needs() {
     let (_vfs, node) = mem_node(2);
     accounts(&node, 500, 1);
-    let pages = |node: &Node| -> u32 {
+    let pages = |node: &Arc<Node>| -> u32 {
         let id = node.table_id("acct").unwrap();
         node.segments()
             .iter()
@@ -528,8 +528,8 @@ fn bulk_load_rows_are_found_by_key_after_reopen_and_the_rebuild_is_reported() {
 /// what it returned; then closed and verified. Returns the number of crash points.
 fn at_every_crash_point<T: std::fmt::Debug>(
     rows: i64,
-    op: impl Fn(&Node) -> Result<T, Error>,
-    check: impl Fn(&Node, &SimVfs, bool, &Result<T, Error>),
+    op: impl Fn(&Arc<Node>) -> Result<T, Error>,
+    check: impl Fn(&Arc<Node>, &SimVfs, bool, &Result<T, Error>),
 ) -> u64 {
     let mut n = 0;
     loop {
@@ -607,7 +607,7 @@ fn drop_and_truncate_survive_a_crash_at_every_io() {
 /// and all of it once it returned Ok.
 #[test]
 fn a_crashed_bulk_load_is_all_or_nothing() {
-    let load = |n: &Node| {
+    let load = |n: &Arc<Node>| {
         n.bulk_load(
             "acct",
             (100..5000).map(|i| vec![Value::Int8(i), Value::Int8(1)]),
@@ -650,4 +650,50 @@ fn adding_a_segment_survives_a_crash_at_every_io() {
         },
     );
     println!("add segment: {points} crash points");
+}
+
+/// Issue 10 (acceptance 5): a transaction handle owns its node and is `Send + 'static`,
+/// so it can be held across threads (a server session across `.await`s): begun on one
+/// thread, written on a second, committed on a third; until then a reader sees the old
+/// value, after it the new one.
+#[test]
+fn a_transaction_handle_moves_between_threads() {
+    fn owned_and_send<T: Send + 'static>(_: &T) {}
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::create_dir(dir.path(), 2, NodeOptions::default()).unwrap();
+    accounts(&node, 10, 100);
+    let tx = node.begin().unwrap();
+    owned_and_send(&tx);
+    let (to_writer, at_writer) = mpsc::channel();
+    let (to_committer, at_committer) = mpsc::channel();
+    to_writer.send(tx).unwrap();
+    let writer = std::thread::spawn(move || {
+        let mut tx: segexpand_engine::Txn = at_writer.recv().unwrap();
+        let n = tx
+            .update("acct", &[Value::Int8(3)], |r| {
+                let mut r = r.to_vec();
+                r[1] = Value::Int8(7);
+                r
+            })
+            .unwrap();
+        assert_eq!(n, 1);
+        to_committer.send(tx).unwrap();
+    });
+    writer.join().unwrap();
+    let mut reader = node.begin().unwrap();
+    assert_eq!(
+        reader.get("acct", &[Value::Int8(3)]).unwrap()[0][1],
+        Value::Int8(100)
+    );
+    let committer = std::thread::spawn(move || {
+        let tx: segexpand_engine::Txn = at_committer.recv().unwrap();
+        tx.commit().unwrap();
+    });
+    committer.join().unwrap();
+    assert_eq!(
+        reader.get("acct", &[Value::Int8(3)]).unwrap()[0][1],
+        Value::Int8(7)
+    );
+    reader.rollback().unwrap();
+    drop(node);
 }

@@ -19,7 +19,7 @@ fn heap_path(segment: u16, table: u32) -> PathBuf {
         .join(heap_file_name(table))
 }
 
-fn load(node: &Node, t: u32, ids: std::ops::Range<u64>) {
+fn load(node: &Arc<Node>, t: u32, ids: std::ops::Range<u64>) {
     let x = node.begin_xid().unwrap();
     for id in ids {
         node.insert(x, 0, 0, t, false, &payload(id)).unwrap();

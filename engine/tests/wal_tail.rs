@@ -40,7 +40,7 @@ fn setup() -> (SimVfs, PathBuf, u64, u64) {
     (img, path, last_start - last.start, end - last.start)
 }
 
-fn ids(node: &Node) -> Vec<u64> {
+fn ids(node: &Arc<Node>) -> Vec<u64> {
     live_rows(node).keys().copied().collect()
 }
 
@@ -206,7 +206,7 @@ fn flipped_bit_mid_log_with_a_later_file_is_refused_and_nothing_deleted() {
     assert_eq!(ids_of(&node), ids);
 }
 
-fn ids_of(node: &Node) -> Vec<u64> {
+fn ids_of(node: &Arc<Node>) -> Vec<u64> {
     let mut v = ids(node);
     v.sort_unstable();
     v

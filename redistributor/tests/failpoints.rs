@@ -48,7 +48,7 @@ fn run_opts() -> Options {
     }
 }
 
-fn target(node: &Node) -> Layout {
+fn target(node: &Arc<Node>) -> Layout {
     Layout {
         segments: 4,
         ..node.table_def(TABLE).unwrap().layout
@@ -57,7 +57,7 @@ fn target(node: &Node) -> Layout {
 
 /// Scans the table and checks it against the model, the placement invariants and
 /// (when `stable_in`) that the table is stable in a layout of that many segments.
-fn check(node: &Node, model: &BTreeMap<i64, i64>, stable_in: Option<u16>, what: &str) {
+fn check(node: &Arc<Node>, model: &BTreeMap<i64, i64>, stable_in: Option<u16>, what: &str) {
     let mut tx = node.begin().unwrap();
     let mut got = BTreeMap::new();
     for r in tx.scan(TABLE, None).unwrap() {
@@ -81,7 +81,7 @@ fn check(node: &Node, model: &BTreeMap<i64, i64>, stable_in: Option<u16>, what: 
 }
 
 /// Some DML between steps: updates, deletes and inserts, applied to the model too.
-fn dml(node: &Node, model: &mut BTreeMap<i64, i64>, round: i64) {
+fn dml(node: &Arc<Node>, model: &mut BTreeMap<i64, i64>, round: i64) {
     let mut tx = node.begin().unwrap();
     for k in (round..model.len() as i64).step_by(17).take(10) {
         if model.contains_key(&k) {
@@ -218,7 +218,12 @@ fn case(name: &str, action: FailAction, seed: u64) {
 
 /// After a crash the scenario's DML is durable or not as a whole: the table must equal
 /// the model after it or the model before it; the model follows.
-fn resync(node: &Node, model: &mut BTreeMap<i64, i64>, before: &BTreeMap<i64, i64>, what: &str) {
+fn resync(
+    node: &Arc<Node>,
+    model: &mut BTreeMap<i64, i64>,
+    before: &BTreeMap<i64, i64>,
+    what: &str,
+) {
     let mut tx = node.begin().unwrap();
     let got: BTreeMap<i64, i64> = tx
         .scan(TABLE, None)

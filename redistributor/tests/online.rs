@@ -46,21 +46,21 @@ fn node(dir: &std::path::Path, segments: u16) -> Arc<Node> {
 }
 
 /// Rows a fresh scan sees.
-fn rows(node: &Node) -> i64 {
+fn rows(node: &Arc<Node>) -> i64 {
     let mut tx = node.begin().unwrap();
     let n = tx.scan("acct", None).unwrap().len() as i64;
     tx.rollback().unwrap();
     n
 }
 
-fn layout(node: &Node, segments: u16) -> Layout {
+fn layout(node: &Arc<Node>, segments: u16) -> Layout {
     Layout {
         segments,
         ..node.table_def("acct").unwrap().layout
     }
 }
 
-fn transfer(node: &Node, seed: &mut u64) -> Result<(), Error> {
+fn transfer(node: &Arc<Node>, seed: &mut u64) -> Result<(), Error> {
     *seed = seed
         .wrapping_mul(6364136223846793005)
         .wrapping_add(1442695040888963407);

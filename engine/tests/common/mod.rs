@@ -189,7 +189,7 @@ pub fn apply(live: &mut BTreeMap<u64, RowAt>, eff: &Effect) {
 }
 
 /// Every live row of every table of the node, by id; panics on a duplicate.
-pub fn live_rows(node: &Node) -> BTreeMap<u64, RowAt> {
+pub fn live_rows(node: &Arc<Node>) -> BTreeMap<u64, RowAt> {
     let mut rows = BTreeMap::new();
     for t in node.tables() {
         for s in node.segments() {
