@@ -102,11 +102,18 @@ impl Clog {
 
     /// Its bytes, for persisting (trailing zero bytes left out).
     pub fn to_bytes(&self) -> Vec<u8> {
+        // Chunks are allocated as statuses are set, not necessarily in order (a chunk
+        // whose transactions are all still running has none): a gap is zeros.
+        let last = self.chunks.iter().rposition(|c| c.get().is_some());
         let mut out = Vec::new();
-        for cell in self.chunks.iter() {
-            let Some(chunk) = cell.get() else { break };
-            for w in chunk.iter() {
-                out.extend_from_slice(&w.load(Ordering::Acquire).to_le_bytes());
+        for cell in self.chunks.iter().take(last.map_or(0, |l| l + 1)) {
+            match cell.get() {
+                Some(chunk) => {
+                    for w in chunk.iter() {
+                        out.extend_from_slice(&w.load(Ordering::Acquire).to_le_bytes());
+                    }
+                }
+                None => out.resize(out.len() + CHUNK_WORDS * 8, 0),
             }
         }
         let len = out.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1);
@@ -194,6 +201,18 @@ mod tests {
         assert_eq!(d.get(4), XidStatus::InProgress);
         assert_eq!(d.get(1), XidStatus::Committed);
         assert_eq!(d.get(u64::MAX), XidStatus::InProgress);
+    }
+
+    /// A status in a later chunk persists even when an earlier chunk was never
+    /// allocated (its transactions all running at the checkpoint).
+    #[test]
+    fn a_later_chunk_persists_across_a_gap() {
+        let c = Clog::default();
+        let far = 3 * CHUNK_WORDS as u64 * XIDS_PER_WORD + 5;
+        c.set(far, XidStatus::Committed);
+        let d = Clog::from_bytes(c.to_bytes());
+        assert_eq!(d.get(far), XidStatus::Committed);
+        assert_eq!(d.get(FIRST_XID), XidStatus::InProgress);
     }
 
     /// Neighbours in one word set from many threads at once keep every status.

@@ -167,9 +167,21 @@ pub fn inspect(vfs: &dyn Vfs, dir: &Path) -> Result<DirState> {
     })
 }
 
+/// Refuses a path that names a file, not a directory, saying so.
+fn check_is_dir(vfs: &dyn Vfs, dir: &Path) -> Result<()> {
+    match vfs.list_dir(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => Err(Error::DirRefused {
+            dir: dir.to_path_buf(),
+            reason: "not a directory".into(),
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// Takes the lock of `dir` shared (for a reader such as `verify`): fails with
 /// [`Error::DirInUse`] while a node holds it. The lock is released when the guard drops.
 pub fn lock_shared(vfs: &dyn Vfs, dir: &Path) -> Result<Box<dyn FileLock>> {
+    check_is_dir(vfs, dir)?;
     let path = dir.join(LOCK_FILE);
     match vfs.try_lock(&path, false).map_err(io("lock", &path))? {
         LockOutcome::Acquired(g) => Ok(g),
@@ -213,6 +225,7 @@ impl DataDir {
             }
             vfs.create_dir_all(dir).map_err(io("mkdir", dir))?;
         }
+        check_is_dir(&*vfs, dir)?;
         let path = dir.join(LOCK_FILE);
         match vfs.try_lock(&path, true).map_err(io("lock", &path))? {
             LockOutcome::Acquired(g) => Ok(DataDir {

@@ -494,3 +494,19 @@ fn verify_agrees_with_open_on_a_stale_control_file() {
         r.problems
     );
 }
+
+/// A data directory path that names a file is refused as such, the file untouched.
+#[test]
+fn a_file_given_as_the_data_directory_is_refused_as_such() {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = tmp.path().join("afile");
+    std::fs::write(&f, "x").unwrap();
+    for e in [
+        Node::create_dir(&f, 2, NodeOptions::default()).unwrap_err(),
+        Node::open_dir(&f, NodeOptions::default()).unwrap_err(),
+        verify_dir(&RealVfs, &f).unwrap_err(),
+    ] {
+        assert!(e.to_string().ends_with("not a directory"), "{e}");
+    }
+    assert_eq!(std::fs::read(&f).unwrap(), b"x");
+}

@@ -57,14 +57,21 @@ fn every_write_failing_with_enospc() {
     eprintln!("ENOSPC matrix: each of {n} writes failed in turn");
 }
 
-#[test]
-fn after_a_failed_fsync_the_node_refuses_writes() {
+/// A node of one segment with one uncommitted insert, and the next `class` operation
+/// (the commit's) armed to fail with `kind`.
+fn commit_about_to_fail(class: OpClass, kind: FailKind) -> (SimVfs, Arc<Node>, u32, u64) {
     let vfs = SimVfs::new();
     let node = Node::create(Arc::new(vfs.clone()), Path::new(DIR), 1, small_opts()).unwrap();
     let t = node.create_raw_table("t").unwrap();
     let x = node.begin_xid().unwrap();
     node.insert(x, 0, 0, t, false, &payload(1)).unwrap();
-    vfs.fail_nth(OpClass::Sync, vfs.count(OpClass::Sync), FailKind::Eio);
+    vfs.fail_nth(class, vfs.count(class), kind);
+    (vfs, node, t, x)
+}
+
+#[test]
+fn after_a_failed_fsync_the_node_refuses_writes() {
+    let (vfs, node, t, x) = commit_about_to_fail(OpClass::Sync, FailKind::Eio);
     let e = node.commit_xid(x).unwrap_err();
     assert!(matches!(e, Error::Io { .. }), "{e}");
     assert!(node.is_poisoned());
@@ -93,4 +100,37 @@ fn after_a_failed_fsync_the_node_refuses_writes() {
     )
     .unwrap();
     assert!(node.scan_committed(0, t).unwrap().len() <= 1);
+}
+
+/// The poison message names the operation that failed: after a *write* failed with
+/// ENOSPC, every refused write says "an earlier write on <file> failed (No space left
+/// on device)", not "an earlier fsync failed" (issue 9, item 11).
+#[test]
+fn after_a_failed_write_the_poison_names_the_write() {
+    let (_vfs, node, _, x) = commit_about_to_fail(OpClass::Write, FailKind::Enospc);
+    let e = node.commit_xid(x).unwrap_err();
+    let Error::Io { op, .. } = &e else {
+        panic!("expected the I/O error itself, got {e}");
+    };
+    assert_eq!(*op, "write", "{e}");
+    assert!(node.is_poisoned());
+    for r in [
+        node.begin_xid().map(|_| ()),
+        node.checkpoint().map(|_| ()),
+        node.create_raw_table("u").map(|_| ()),
+    ] {
+        let e = r.unwrap_err();
+        assert!(
+            matches!(e, Error::Poisoned(_)),
+            "expected Poisoned, got {e}"
+        );
+        let m = e.to_string();
+        assert!(m.contains("an earlier write on "), "{m}");
+        assert!(m.contains(".wal failed ("), "names the WAL file: {m}");
+        assert!(
+            m.contains("No space left on device") || m.contains("os error 28"),
+            "{m}"
+        );
+        assert!(!m.contains("fsync"), "a write failed, not an fsync: {m}");
+    }
 }

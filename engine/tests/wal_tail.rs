@@ -160,17 +160,21 @@ fn wal_files(img: &SimVfs) -> Vec<(String, usize)> {
         .collect()
 }
 
-/// A crashed node whose log since the redo point spans several WAL files.
-fn multi_file_log() -> (SimVfs, Vec<u64>) {
-    let (vfs, node, t) = node_with_table(SEGMENTS, small_opts());
-    let mut ids = Vec::new();
-    for id in 0..400 {
+/// Commits each row of `ids` in a transaction of its own; returns the ids.
+fn commit_each(node: &Node, t: u32, ids: std::ops::Range<u64>) -> Vec<u64> {
+    for id in ids.clone() {
         let x = node.begin_xid().unwrap();
         node.insert(x, 0, segment_of(id), t, false, &payload(id))
             .unwrap();
         node.commit_xid(x).unwrap();
-        ids.push(id);
     }
+    ids.collect()
+}
+
+/// A crashed node whose log since the redo point spans several WAL files.
+fn multi_file_log() -> (SimVfs, Vec<u64>) {
+    let (vfs, node, t) = node_with_table(SEGMENTS, small_opts());
+    let ids = commit_each(&node, t, 0..400);
     let img = vfs.crash_image(CrashMode::DropUnsynced);
     assert!(wal_files(&img).len() >= 3, "{:?}", wal_files(&img));
     (img, ids)
@@ -268,23 +272,10 @@ fn torn_header_of_a_new_file_is_removed() {
 #[test]
 fn flipped_bit_before_the_redo_point_is_refused_and_nothing_deleted() {
     let (vfs, node, t) = node_with_table(SEGMENTS, small_opts());
-    let mut ids = Vec::new();
-    for id in 0..60 {
-        let x = node.begin_xid().unwrap();
-        node.insert(x, 0, segment_of(id), t, false, &payload(id))
-            .unwrap();
-        node.commit_xid(x).unwrap();
-        ids.push(id);
-    }
+    let mut ids = commit_each(&node, t, 0..60);
     node.checkpoint().unwrap();
     let redo = node.wal().redo_lsn();
-    for id in 60..80 {
-        let x = node.begin_xid().unwrap();
-        node.insert(x, 0, segment_of(id), t, false, &payload(id))
-            .unwrap();
-        node.commit_xid(x).unwrap();
-        ids.push(id);
-    }
+    ids.extend(commit_each(&node, t, 60..80));
     let img = vfs.crash_image(CrashMode::DropUnsynced);
     drop(node);
     let files = list_files(&img, &Path::new(DIR).join(WAL_DIR)).unwrap();
