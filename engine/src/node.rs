@@ -1393,13 +1393,24 @@ impl Node {
             assert_eq!(h.xmax, xid, "linking {tid:?}, which {xid} has not claimed");
         } else {
             let lock_only = h.flags & FLAG_LOCK_ONLY != 0;
-            let free = h.xmax == 0
-                || self.clog.get(h.xmax) == XidStatus::Aborted
-                || (lock_only && (h.xmax == xid || !self.txns.is_running(h.xmax)));
-            if !free {
-                if h.xmax != xid && self.txns.is_running(h.xmax) {
-                    return Ok(Claim::Busy(h.xmax));
-                }
+            // Order matters: a transaction records its final status in the commit log
+            // *before* it leaves the running set, so "still running?" is asked first and
+            // the status read only after a "no" — it is final then. Read the other way
+            // round, a holder that aborts between the two reads looks ended by a
+            // committed transaction, and an UPDATE would skip the row as deleted: a lost
+            // update (found reading the code; PostgreSQL asks in the same order).
+            let ended_by_commit = if h.xmax == 0 {
+                false
+            } else if h.xmax == xid {
+                !lock_only // our own update or delete; our own row lock is ours to take
+            } else if self.txns.is_running(h.xmax) {
+                return Ok(Claim::Busy(h.xmax));
+            } else {
+                // Aborted (or ended without a status, which only an aborted one can):
+                // its claim never happened. A row lock ends with its holder.
+                !lock_only && self.clog.get(h.xmax) == XidStatus::Committed
+            };
+            if ended_by_commit {
                 return Ok(Claim::Ended {
                     next: h.next,
                     xmax: h.xmax,
