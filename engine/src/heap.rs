@@ -75,6 +75,13 @@ impl std::fmt::Debug for Heap {
 }
 
 impl Heap {
+    /// Holds the free-space map's lock, as an inserting writer does, until the guard is
+    /// dropped (tests of what waits on it).
+    #[cfg(test)]
+    pub(crate) fn hold_fsm(&self) -> impl Sized + '_ {
+        self.fsm.lock()
+    }
+
     /// Opens (or, with `create`, creates empty) the heap file of `table` on `segment`.
     pub fn open(
         vfs: &dyn Vfs,

@@ -6,9 +6,12 @@
 //! prunes a version. It is not persisted: a node rebuilds it at open from the heap,
 //! which `docs/BENCHMARKS.md` measures ("Index rebuild at open").
 
+use crate::lock::{rank, Mutex};
 use crate::tuple::Tid;
+use papaya::{Compute, Operation};
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// A hasher for integer keys (block numbers, key hashes): one multiply, which spreads
 /// small integers over all 64 bits (hash tables index by the low bits and tag by the
@@ -37,23 +40,89 @@ impl Hasher for IntHasher {
 /// A `HashMap` with [`IntHasher`].
 pub type IntMap<K, V> = HashMap<K, V, BuildHasherDefault<IntHasher>>;
 
-#[derive(Debug, Clone)]
+/// The tuple ids under one key hash: almost always one, so that case needs no vector.
+/// A value is never changed in place: an update replaces it whole (see [`KeyIndex`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Tids {
     One(Tid),
-    Many(Vec<Tid>),
+    Many(Box<[Tid]>),
+}
+
+impl Tids {
+    fn as_slice(&self) -> &[Tid] {
+        match self {
+            Tids::One(t) => std::slice::from_ref(t),
+            Tids::Many(v) => v,
+        }
+    }
+
+    fn from_vec(mut v: Vec<Tid>) -> Option<Tids> {
+        match v.len() {
+            0 => None,
+            1 => v.pop().map(Tids::One),
+            _ => Some(Tids::Many(v.into_boxed_slice())),
+        }
+    }
 }
 
 /// Key hash → tuple ids, for one table on one segment.
-#[derive(Debug, Default)]
+///
+/// Readers take no lock: the map is a concurrent hash table (`papaya`) whose lookups
+/// read through atomic pointers, and whose growth moves entries a few at a time, by the
+/// writers, while lookups go on in the old and new tables. A value is replaced whole by
+/// a compare-and-swap, so a lookup sees a key's tuple ids before or after a change,
+/// never half of one, and no writer — not a preempted one, not one growing the table —
+/// can hold a lookup up. (Before, the index sat under a read/write lock that every
+/// insert took for writing; a writer preempted while holding or queued for it held
+/// point reads for a scheduler tick, and doubling the table held them for up to 32 ms:
+/// `docs/BENCHMARKS.md`, "Slow point SELECTs".)
 pub struct KeyIndex {
-    map: IntMap<u64, Tids>,
-    entries: usize,
-    /// Why the index may miss versions of its heap (it could not be built from every
-    /// tuple); lookups must then read the heap instead.
-    damaged: Option<String>,
+    map: papaya::HashMap<u64, Tids, BuildHasherDefault<IntHasher>>,
+    /// Number of entries (tuple ids, counted with repeats).
+    entries: AtomicUsize,
+    /// Set when the index may miss versions of its heap; the reason is in `why`.
+    damaged: AtomicBool,
+    why: Mutex<Option<String>, rank::IndexDamage>,
+}
+
+impl std::fmt::Debug for KeyIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyIndex")
+            .field("entries", &self.len())
+            .field("damaged", &self.damaged())
+            .finish()
+    }
+}
+
+impl Default for KeyIndex {
+    fn default() -> Self {
+        Self::with_capacity(0)
+    }
 }
 
 impl KeyIndex {
+    /// An empty index with room for `capacity` key hashes before it grows.
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self {
+            map: papaya::HashMap::builder()
+                .capacity(capacity)
+                .hasher(BuildHasherDefault::<IntHasher>::default())
+                .resize_mode(papaya::ResizeMode::Incremental(1024))
+                .build(),
+            entries: AtomicUsize::new(0),
+            damaged: AtomicBool::new(false),
+            why: Mutex::new(None),
+        }
+    }
+
+    /// Makes room for `additional` more key hashes now, so that a bulk of inserts to
+    /// come (a redistribution's rows arriving on a target segment) does not grow the
+    /// table while lookups run. Growth would not block lookups either; this saves the
+    /// writers the copying.
+    pub fn reserve(&self, additional: usize) {
+        self.map.pin().reserve(additional);
+    }
+
     /// Adds `tid` under `hash`.
     ///
     /// The same tid may be under one hash twice, for a moment or for good, and must be:
@@ -64,85 +133,94 @@ impl KeyIndex {
     /// UPDATE by key then missed the row. The online transfer test caught it.) A stale
     /// entry left by a vacuum racing an index build is a duplicate too. Lookups see each
     /// tid once: [`KeyIndex::for_each`] skips repeats.
-    pub fn insert(&mut self, hash: u64, tid: Tid) {
-        self.entries += 1;
-        match self.map.get_mut(&hash) {
-            None => {
-                self.map.insert(hash, Tids::One(tid));
-            }
-            Some(Tids::One(t)) => {
-                let first = *t;
-                self.map.insert(hash, Tids::Many(vec![first, tid]));
-            }
-            Some(Tids::Many(v)) => v.push(tid),
-        }
+    pub fn insert(&self, hash: u64, tid: Tid) {
+        let map = self.map.pin();
+        map.update_or_insert_with(
+            hash,
+            |old| {
+                let mut v = Vec::with_capacity(old.as_slice().len() + 1);
+                v.extend_from_slice(old.as_slice());
+                v.push(tid);
+                Tids::Many(v.into_boxed_slice())
+            },
+            || Tids::One(tid),
+        );
+        self.entries.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Removes `tid` from under `hash` (no-op if absent).
-    pub fn remove(&mut self, hash: u64, tid: Tid) {
-        let empty = match self.map.get_mut(&hash) {
-            Some(Tids::One(t)) if *t == tid => true,
-            Some(Tids::Many(v)) => {
-                if let Some(i) = v.iter().position(|t| *t == tid) {
-                    v.swap_remove(i);
-                    self.entries -= 1;
-                }
-                if let [only] = v.as_slice() {
-                    let only = *only;
-                    self.map.insert(hash, Tids::One(only));
-                }
-                false
+    /// Removes one entry of `tid` from under `hash` (no-op if absent).
+    pub fn remove(&self, hash: u64, tid: Tid) {
+        let map = self.map.pin();
+        let removed = map.compute(hash, |entry| {
+            let Some((_, old)) = entry else {
+                return Operation::Abort(());
+            };
+            let tids = old.as_slice();
+            let Some(i) = tids.iter().position(|t| *t == tid) else {
+                return Operation::Abort(());
+            };
+            let mut v = tids.to_vec();
+            v.swap_remove(i);
+            match Tids::from_vec(v) {
+                Some(t) => Operation::Insert(t),
+                None => Operation::Remove,
             }
-            _ => false,
-        };
-        if empty {
-            self.map.remove(&hash);
-            self.entries -= 1;
+        });
+        if !matches!(removed, Compute::Aborted(())) {
+            self.entries.fetch_sub(1, Ordering::Relaxed);
         }
     }
 
     /// Calls `f` once for every distinct tuple id under `hash` (an id entered twice is
-    /// one version: see [`KeyIndex::insert`]).
+    /// one version: see [`KeyIndex::insert`]). The ids are those under `hash` at one
+    /// instant; `f` runs on a copy of them, outside any lock, and may read pages.
     pub fn for_each(&self, hash: u64, mut f: impl FnMut(Tid)) {
-        match self.map.get(&hash) {
-            None => {}
-            Some(Tids::One(t)) => f(*t),
-            Some(Tids::Many(v)) => {
-                for (i, t) in v.iter().enumerate() {
-                    if !v.get(..i).is_some_and(|seen| seen.contains(t)) {
-                        f(*t);
-                    }
-                }
+        let tids = match self.map.pin().get(&hash) {
+            None => return,
+            Some(Tids::One(t)) => return f(*t),
+            Some(Tids::Many(v)) => v.clone(),
+        };
+        for (i, t) in tids.iter().enumerate() {
+            if !tids.get(..i).is_some_and(|seen| seen.contains(t)) {
+                f(*t);
             }
         }
     }
 
     /// Number of entries.
     pub fn len(&self) -> usize {
-        self.entries
+        self.entries.load(Ordering::Relaxed)
     }
 
     /// True when empty.
     pub fn is_empty(&self) -> bool {
-        self.entries == 0
+        self.len() == 0
     }
 
-    /// Removes every entry (the heap is empty: a damaged index is whole again).
-    pub fn clear(&mut self) {
-        self.map.clear();
-        self.entries = 0;
-        self.damaged = None;
+    /// Removes every entry (the heap is empty: a damaged index is whole again). The
+    /// caller keeps writers out (TRUNCATE holds the table's DDL lock).
+    pub fn clear(&self) {
+        self.map.pin().clear();
+        self.entries.store(0, Ordering::Relaxed);
+        *self.why.lock() = None;
+        self.damaged.store(false, Ordering::Release);
     }
 
     /// Marks the index as possibly missing versions of its heap (an unreadable block or
     /// a tuple that does not decode stopped its build), saying why.
-    pub fn mark_damaged(&mut self, why: String) {
-        self.damaged = Some(why);
+    pub fn mark_damaged(&self, why: String) {
+        *self.why.lock() = Some(why);
+        self.damaged.store(true, Ordering::Release);
     }
 
-    /// Why the index may miss versions, if it may: lookups must read the heap instead.
-    pub fn damaged(&self) -> Option<&str> {
-        self.damaged.as_deref()
+    /// Whether the index may miss versions: lookups must then read the heap instead.
+    pub fn damaged(&self) -> bool {
+        self.damaged.load(Ordering::Acquire)
+    }
+
+    /// Why the index may miss versions, if it may.
+    pub fn damage(&self) -> Option<String> {
+        self.why.lock().clone()
     }
 }
 
@@ -154,7 +232,7 @@ pub struct KeyedIndex {
     /// The key columns the hashes are over.
     pub key: Vec<u16>,
     /// Key hash → tuple ids.
-    pub map: crate::lock::RwLock<KeyIndex, crate::lock::rank::KeyIndex>,
+    pub map: KeyIndex,
 }
 
 impl KeyedIndex {
@@ -162,7 +240,7 @@ impl KeyedIndex {
     pub fn new(key: Vec<u16>) -> Self {
         Self {
             key,
-            map: crate::lock::RwLock::new(KeyIndex::default()),
+            map: KeyIndex::default(),
         }
     }
 }
@@ -185,7 +263,7 @@ mod tests {
 
     #[test]
     fn a_tid_entered_twice_is_seen_once_and_survives_one_removal() {
-        let mut ix = KeyIndex::default();
+        let ix = KeyIndex::default();
         // A version at (0,1), pruned, and a new version of the same key taking the slot
         // before the prune's removal of the old entry: two entries, one version.
         ix.insert(7, tid(0, 1));
@@ -203,7 +281,7 @@ mod tests {
 
     #[test]
     fn insert_get_remove() {
-        let mut ix = KeyIndex::default();
+        let ix = KeyIndex::default();
         ix.insert(7, tid(0, 1));
         ix.insert(7, tid(0, 2));
         ix.insert(7, tid(3, 0));

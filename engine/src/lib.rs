@@ -35,6 +35,8 @@ pub mod index;
 pub mod lock;
 pub mod node;
 pub mod page;
+#[cfg(test)]
+mod point_read_tests;
 pub mod poison;
 pub mod redistribute;
 pub mod table;

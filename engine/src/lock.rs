@@ -88,8 +88,9 @@ ranks! {
     Vm = 10, "visibility map";
     /// `Part::indexes`: the part's set of key indexes.
     IndexSet = 11, "key index set";
-    /// `KeyedIndex::map`: one key index.
-    KeyIndex = 12, "key index";
+    /// `KeyIndex::why`: why a key index may miss versions (lookups read an atomic flag;
+    /// this holds only the reason's text).
+    IndexDamage = 12, "key index damage note";
     /// `CachedPage::page`: one heap page.
     HeapPage = 13, "heap page";
     /// `TxnManager::state` (with `ended`): running transactions and lock waits.

@@ -14,7 +14,7 @@ use crate::datadir::{DataDir, DirState};
 use crate::error::{CorruptionKind, Error, Location, Result};
 use crate::heap::{segment_dir_name, Heap};
 use crate::heapwalk;
-use crate::index::{KeyIndex, KeyedIndex};
+use crate::index::KeyedIndex;
 use crate::lock::{rank, Condvar, Mutex, RwLock};
 use crate::page::{Page, PageId, TUPLE_BYTES_MAX};
 use crate::poison::Poison;
@@ -126,7 +126,7 @@ impl Part {
     /// Adds a version of `row` at `tid` to every index.
     pub(crate) fn index_row(&self, def: &TableDef, row: &[crate::types::Value], tid: Tid) {
         for ix in self.indexes.read().iter() {
-            ix.map.write().insert(def.key_hash(&ix.key, row), tid);
+            ix.map.insert(def.key_hash(&ix.key, row), tid);
         }
     }
 
@@ -965,13 +965,15 @@ impl Node {
         if ixs.is_empty() {
             return (0, None);
         }
-        let mut maps: Vec<KeyIndex> = ixs.iter().map(|_| KeyIndex::default()).collect();
+        // The indexes are new and empty, and no writer adds to them yet (open, or a
+        // redistribution's start with DML held), so they are filled in place.
+        let before: Vec<usize> = ixs.iter().map(|ix| ix.map.len()).collect();
         let mut row = Vec::new();
         let heap = &part.heap;
         let built = heapwalk::for_each(heap, |t| {
             heapwalk::decode_row(heap, t, def.column_types(), &mut row)?;
-            for (ix, m) in ixs.iter().zip(maps.iter_mut()) {
-                m.insert(def.key_hash(&ix.key, &row), t.tid);
+            for ix in ixs {
+                ix.map.insert(def.key_hash(&ix.key, &row), t.tid);
             }
             Ok(ControlFlow::Continue(()))
         });
@@ -983,15 +985,15 @@ impl Node {
                 heap.segment(),
                 def.name
             );
-            for m in &mut maps {
-                m.mark_damaged(e.to_string());
+            for ix in ixs {
+                ix.map.mark_damaged(e.to_string());
             }
         }
-        let mut n = 0;
-        for (ix, m) in ixs.iter().zip(maps) {
-            n += m.len();
-            *ix.map.write() = m;
-        }
+        let n = ixs
+            .iter()
+            .zip(before)
+            .map(|(ix, b)| ix.map.len().saturating_sub(b))
+            .sum();
         (n, built.err())
     }
 
@@ -1106,7 +1108,7 @@ impl Node {
         for part in parts {
             part.heap.truncate()?;
             for ix in part.indexes.read().iter() {
-                ix.map.write().clear();
+                ix.map.clear();
             }
             *part.vm.lock() = VmState {
                 vm: VisibilityMap {
@@ -1601,9 +1603,8 @@ impl Node {
             if !dead_rows.is_empty() {
                 let indexes: Vec<Arc<KeyedIndex>> = part.indexes.read().clone();
                 for ix in &indexes {
-                    let mut map = ix.map.write();
                     for (tid, row) in &dead_rows {
-                        map.remove(def.key_hash(&ix.key, row), *tid);
+                        ix.map.remove(def.key_hash(&ix.key, row), *tid);
                     }
                 }
             }

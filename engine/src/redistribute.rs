@@ -220,6 +220,29 @@ impl Node {
         }
     }
 
+    /// Sizes the target key's index on every target segment for the rows the mover will
+    /// bring there (the table's versions now, spread evenly over the target's segments),
+    /// so that the mover's inserts do not grow those tables while lookups run.
+    fn presize_target_indexes(rt: &TableRt, from: &Layout, new: &TableDef) {
+        let Some(r) = &new.redistribution else {
+            return;
+        };
+        let index_on =
+            |part: &Part, key: &[u16]| part.indexes.read().iter().find(|ix| ix.key == key).cloned();
+        let parts = rt.parts.read();
+        let versions: usize = parts
+            .values()
+            .filter_map(|p| index_on(p, &from.key))
+            .map(|ix| ix.map.len())
+            .sum();
+        let per_segment = versions / usize::from(r.target.segments.max(1));
+        for s in 0..r.target.segments {
+            if let Some(ix) = parts.get(&s).and_then(|p| index_on(p, &r.target.key)) {
+                ix.map.reserve(per_segment.saturating_sub(ix.map.len()));
+            }
+        }
+    }
+
     /// Starts moving `table` to `target` (more segments, fewer, or another key): holds
     /// DML, records the blocks that exist, logs the new state durably, resets the VMs
     /// and (for a new key) builds the index on it, then lets DML go. From here on every
@@ -295,6 +318,7 @@ impl Node {
                     let created = part.set_index_keys(&keys);
                     self.build_indexes(new, part, &created);
                 }
+                Self::presize_target_indexes(rt, &def.layout, new);
             })
         })
         .map(|((), r)| r)

@@ -406,9 +406,8 @@ impl Node {
             page.set_lsn(lsn);
             heap.install(page);
             for (i, ix) in b.indexes.iter().enumerate() {
-                let mut map = ix.map.write();
                 for (_, h, slot) in b.index.iter().filter(|e| e.0 == i) {
-                    map.insert(
+                    ix.map.insert(
                         *h,
                         Tid {
                             block: id.block,
@@ -704,22 +703,24 @@ impl Txn {
         let mut out = Vec::new();
         let mut visit = |segment: u16| -> Result<()> {
             let part = st.part(segment)?;
-            // Lock order: index set, index, then page (writers never hold a page lock
-            // while they take an index lock), so the index is walked in place.
-            let ixs = part.indexes.read();
-            let Some(ix) = ixs.iter().find(|ix| ix.key == def.layout.key) else {
+            // The index is found in the set, and the set let go, before any page is read:
+            // a lookup holds no lock while it reads the index (it has none) or the pages.
+            let ix = part
+                .indexes
+                .read()
+                .iter()
+                .find(|ix| ix.key == def.layout.key)
+                .cloned();
+            let Some(ix) = ix else {
                 // The index over this key is gone: a statement that read the definition
                 // before a flip changed the key, and cleanup dropped the index since.
                 // Rare; a scan of the segment answers it.
-                drop(ixs);
                 return self.find_by_scan(st, &part, segment, &want, &mut out);
             };
-            let index = ix.map.read();
-            if index.damaged().is_some() {
+            let index = &ix.map;
+            if index.damaged() {
                 // The index could not be built from every tuple (see `build_indexes`): it
                 // may miss the row, so read the segment, which reports the bad tuple.
-                drop(index);
-                drop(ixs);
                 return self.find_by_scan(st, &part, segment, &want, &mut out);
             }
             let mut r = Ok(());

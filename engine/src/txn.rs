@@ -6,6 +6,21 @@
 //! Each running transaction also records the `xmin` of its latest snapshot, so vacuum's
 //! horizon (the oldest xid any snapshot may still treat as running) is exact.
 //!
+//! Taking a snapshot takes no lock. `begin` and `end` change the running set under the
+//! manager's mutex and then *publish* it: an immutable `(xmax, running xids, their
+//! snapshot slots)` swapped in atomically (`arc-swap`). A statement loads the latest
+//! publication — a few atomic operations — so a committer preempted while it holds the
+//! mutex holds up no reader (DESIGN invariant 6; `docs/BENCHMARKS.md`, "Slow point
+//! SELECTs").
+//!
+//! Why the horizon stays exact without the lock: each running transaction's slot holds
+//! the `xmin` of its newest snapshot, and `begin` sets it, under the mutex, to the oldest
+//! running xid at that moment. The oldest running xid never goes down (new xids are
+//! higher than every running one), so every later snapshot's `xmin` is at or above the
+//! slot; a snapshot raises the slot *after* loading its publication. A horizon computed
+//! in between reads the lower, older value: it can only be too low (keeping a version
+//! longer), never too high.
+//!
 //! Row locks live in tuple headers (xmax); what lives here is the waiting: a writer that
 //! finds a row held by a running transaction waits for that transaction to end. Every
 //! wait is recorded in a wait-for graph, checked for a cycle before each sleep: a cycle
@@ -16,19 +31,29 @@ use crate::clog::{Clog, XidStatus, BOOTSTRAP_XID};
 use crate::error::{Error, Result};
 use crate::lock::{rank, Condvar, Mutex};
 use crate::tuple::{TupleHeader, FLAG_LOCK_ONLY};
+use arc_swap::ArcSwap;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// "No snapshot taken yet" in the running set.
-const NO_SNAPSHOT: u64 = u64::MAX;
 
 #[derive(Debug, Default)]
 struct State {
-    /// Running xid → xmin of its latest snapshot (`NO_SNAPSHOT` before the first).
-    running: BTreeMap<u64, u64>,
+    /// Running xid → the xmin of its latest snapshot (at begin: the oldest running xid).
+    running: BTreeMap<u64, Arc<AtomicU64>>,
     /// Waiting xid → the xid it waits for.
     waits_for: HashMap<u64, u64>,
+}
+
+/// The running set as of one `begin` or `end`, read by snapshots without a lock.
+#[derive(Debug, Default)]
+struct Published {
+    /// The next xid then.
+    xmax: u64,
+    /// The running xids, sorted.
+    xids: Arc<[u64]>,
+    /// Their snapshot slots, in the same order.
+    slots: Box<[Arc<AtomicU64>]>,
 }
 
 /// The running transactions.
@@ -37,6 +62,7 @@ pub struct TxnManager {
     state: Mutex<State, rank::Txns>,
     ended: Condvar,
     next_xid: AtomicU64,
+    published: ArcSwap<Published>,
 }
 
 /// What a statement sees: transactions that committed before it began.
@@ -50,8 +76,8 @@ pub struct Snapshot {
     pub xmin: u64,
     /// No xid at or above this is visible.
     pub xmax: u64,
-    /// Transactions running when the snapshot was taken (sorted).
-    pub running: Vec<u64>,
+    /// Transactions running when the snapshot was taken (sorted; may include `xid`).
+    pub running: Arc<[u64]>,
 }
 
 impl Snapshot {
@@ -93,7 +119,21 @@ impl TxnManager {
             state: Mutex::new(State::default()),
             ended: Condvar::new(),
             next_xid: AtomicU64::new(next_xid),
+            published: ArcSwap::from_pointee(Published {
+                xmax: next_xid,
+                ..Published::default()
+            }),
         }
+    }
+
+    /// Publishes the running set for snapshots. The caller holds the state lock, so
+    /// publications follow one another in the order of the changes.
+    fn publish(&self, st: &State) {
+        self.published.store(Arc::new(Published {
+            xmax: self.next_xid.load(Ordering::Acquire),
+            xids: st.running.keys().copied().collect(),
+            slots: st.running.values().cloned().collect(),
+        }));
     }
 
     /// The next xid to be handed out.
@@ -103,14 +143,18 @@ impl TxnManager {
 
     /// Raises the next xid to at least `xid` (recovery).
     pub fn advance_next_xid(&self, xid: u64) {
+        let st = self.state.lock();
         self.next_xid.fetch_max(xid, Ordering::AcqRel);
+        self.publish(&st);
     }
 
     /// Starts a transaction: a new xid, now running.
     pub fn begin(&self) -> u64 {
         let mut st = self.state.lock();
         let xid = self.next_xid.fetch_add(1, Ordering::AcqRel);
-        st.running.insert(xid, NO_SNAPSHOT);
+        let oldest = st.running.keys().next().copied().unwrap_or(xid);
+        st.running.insert(xid, Arc::new(AtomicU64::new(oldest)));
+        self.publish(&st);
         xid
     }
 
@@ -119,8 +163,16 @@ impl TxnManager {
         let mut st = self.state.lock();
         st.running.remove(&xid);
         st.waits_for.remove(&xid);
+        self.publish(&st);
         drop(st);
         self.ended.notify_all();
+    }
+
+    /// Holds the manager's lock, as `begin`, `end` and lock waits do, until the guard
+    /// is dropped (tests of what waits on it).
+    #[cfg(test)]
+    pub(crate) fn hold(&self) -> impl Sized + '_ {
+        self.state.lock()
     }
 
     /// Number of running transactions.
@@ -133,21 +185,21 @@ impl TxnManager {
         self.state.lock().running.contains_key(&xid)
     }
 
-    /// A snapshot for `xid` at command `cid`, recorded as `xid`'s latest.
+    /// A snapshot for `xid` at command `cid`, recorded as `xid`'s latest. Takes no
+    /// lock (see the module header for why the horizon stays exact).
     pub fn snapshot(&self, xid: u64, cid: u32) -> Snapshot {
-        let mut st = self.state.lock();
-        let xmax = self.next_xid.load(Ordering::Acquire);
-        let running: Vec<u64> = st.running.keys().copied().filter(|x| *x != xid).collect();
-        let xmin = st.running.keys().next().copied().unwrap_or(xmax).min(xmax);
-        if let Some(s) = st.running.get_mut(&xid) {
-            *s = xmin;
+        let p = self.published.load();
+        let xmax = p.xmax;
+        let xmin = p.xids.first().copied().unwrap_or(xmax).min(xmax);
+        if let Some(slot) = p.xids.binary_search(&xid).ok().and_then(|i| p.slots.get(i)) {
+            slot.fetch_max(xmin, Ordering::AcqRel);
         }
         Snapshot {
             xid,
             cid,
             xmin,
             xmax,
-            running,
+            running: p.xids.clone(),
         }
     }
 
@@ -158,7 +210,7 @@ impl TxnManager {
         let next = self.next_xid.load(Ordering::Acquire);
         st.running
             .iter()
-            .map(|(x, s)| (*x).min(*s))
+            .map(|(x, s)| (*x).min(s.load(Ordering::Acquire)))
             .min()
             .unwrap_or(next)
             .min(next)

@@ -85,6 +85,14 @@ pub struct Wal {
 }
 
 impl Wal {
+    /// Holds the flush and insert locks, as a committing writer does, until the guard
+    /// is dropped (tests of what waits on them).
+    #[cfg(test)]
+    pub(crate) fn hold(&self) -> impl Sized + '_ {
+        let flush = self.flush.lock();
+        (flush, self.inner.lock())
+    }
+
     /// Starts a log whose next record goes at `end_lsn`, in the file starting at
     /// `file_start` (created by this log when `new_file`).
     #[expect(
