@@ -8,8 +8,8 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use segexpand_bench::commit_round;
-use segexpand_engine::page::{Page, PageId, PAGE_BYTES};
-use segexpand_engine::tuple::{build_tuple, TupleHeader};
+use segexpand_engine::storage::page::{Page, PageId, PAGE_BYTES};
+use segexpand_engine::storage::tuple::{build_tuple, TupleHeader};
 use segexpand_engine::wal::record::{Body, PageRef};
 use segexpand_engine::{Node, NodeOptions};
 use std::io::Write;

@@ -399,7 +399,7 @@ impl DataDir {
             let f = self.vfs.open_read(&control).map_err(io("open", &control))?;
             let mut magic = [0u8; 4];
             let n = crate::vfs::read_exact_at(&*f, &mut magic, 0).map_err(io("read", &control))?;
-            if n < magic.len() || magic != crate::control::CONTROL_MAGIC {
+            if n < magic.len() || magic != crate::catalog::control::CONTROL_MAGIC {
                 foreign.push(format!("{CONTROL_FILE} (not a segexpand control file)"));
             }
         }

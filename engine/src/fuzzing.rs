@@ -6,17 +6,17 @@
 //! Because random bytes almost never carry a valid CRC, each target also decodes a copy
 //! with its checksum fixed up, which sends the fuzzer into the structural checks behind it.
 
-use crate::codec::{get_u16, get_u32, get_u64, put_u32};
-use crate::page::{Page, PageId, PAGE_BYTES};
-use crate::tuple::TupleHeader;
-use crate::vm::VisibilityMap;
+use crate::catalog::codec::{get_u16, get_u32, get_u64, put_u32};
+use crate::storage::page::{Page, PageId, PAGE_BYTES};
+use crate::storage::tuple::TupleHeader;
+use crate::storage::vm::VisibilityMap;
 use crate::wal::record::{decode, encode, HEADER_BYTES, LEN_OFF, LSN_OFF};
 
 fn page_id_of(b: &[u8]) -> PageId {
     PageId {
-        segment: get_u16(b, crate::page::SEGMENT_OFF).unwrap_or(0),
-        table: get_u32(b, crate::page::TABLE_OFF).unwrap_or(0),
-        block: get_u32(b, crate::page::BLOCK_OFF).unwrap_or(0),
+        segment: get_u16(b, crate::storage::page::SEGMENT_OFF).unwrap_or(0),
+        table: get_u32(b, crate::storage::page::TABLE_OFF).unwrap_or(0),
+        block: get_u32(b, crate::storage::page::BLOCK_OFF).unwrap_or(0),
     }
 }
 
@@ -35,7 +35,7 @@ pub fn page(data: &[u8]) {
     for s in 0..p.slot_count() {
         if let Some(t) = p.tuple(s) {
             if let Some(h) = TupleHeader::decode(t) {
-                let mut again = vec![0u8; crate::tuple::TUPLE_HEADER_BYTES];
+                let mut again = vec![0u8; crate::storage::tuple::TUPLE_HEADER_BYTES];
                 h.encode(&mut again);
                 assert_eq!(
                     TupleHeader::decode(&again),
@@ -96,15 +96,15 @@ fn decode_run(data: &[u8], mut lsn: u64) {
 /// Decodes `data` as a VM file (raw, and with its checksum fixed); a successful decode
 /// must re-encode to a file that decodes to the same map.
 pub fn vm(data: &[u8]) {
-    let seg = get_u16(data, crate::vm::SEGMENT_OFF).unwrap_or(0);
-    let table = get_u32(data, crate::vm::TABLE_OFF).unwrap_or(0);
+    let seg = get_u16(data, crate::storage::vm::SEGMENT_OFF).unwrap_or(0);
+    let table = get_u32(data, crate::storage::vm::TABLE_OFF).unwrap_or(0);
     check_vm(data, seg, table);
-    if data.len() >= crate::vm::HEADER_BYTES {
+    if data.len() >= crate::storage::vm::HEADER_BYTES {
         let mut buf = data.to_vec();
         let mut h = crc32fast::Hasher::new();
-        h.update(buf.get(..crate::vm::CHECKSUM_OFF).unwrap_or(&[]));
-        h.update(buf.get(crate::vm::HEADER_BYTES..).unwrap_or(&[]));
-        put_u32(&mut buf, crate::vm::CHECKSUM_OFF, h.finalize());
+        h.update(buf.get(..crate::storage::vm::CHECKSUM_OFF).unwrap_or(&[]));
+        h.update(buf.get(crate::storage::vm::HEADER_BYTES..).unwrap_or(&[]));
+        put_u32(&mut buf, crate::storage::vm::CHECKSUM_OFF, h.finalize());
         check_vm(&buf, seg, table);
     }
 }

@@ -21,38 +21,28 @@
 //! ```
 
 pub mod catalog;
-pub mod clog;
-pub mod codec;
-pub mod control;
+pub mod storage;
 pub mod datadir;
 pub mod error;
 pub mod failpoint;
 pub mod fuzzing;
-pub mod hash;
-pub mod heap;
-pub mod heapwalk;
-pub mod index;
 pub mod lock;
 pub mod node;
-pub mod page;
 #[cfg(test)]
 mod point_read_tests;
 pub mod poison;
 pub mod redistribute;
 pub mod table;
-pub mod tuple;
 pub mod txn;
-pub mod types;
 pub mod verify;
 pub mod vfs;
-pub mod vm;
 pub mod wal;
 
 pub use catalog::{Column, Layout, SegmentConfig, TableDef};
 pub use datadir::{DataDir, DirState};
 pub use error::{CorruptionKind, Error, Location, Result};
-pub use hash::Placement;
+pub use catalog::hash::Placement;
 pub use node::{CheckpointStats, Node, NodeOptions, PruneStats, RecoveryReport};
 pub use table::{Predicate, Row, TableSpec, Txn};
-pub use types::{Type, Value};
+pub use catalog::types::{Type, Value};
 pub use wal::SyncPolicy;

@@ -9,14 +9,14 @@
 //! by the rule recovery uses: a torn tail is not a problem (recovery cuts it; it is
 //! noted), a bad record with valid log after it is.
 
-use crate::control::{heaps_to_check, Catalog, Control};
+use crate::catalog::control::{heaps_to_check, Catalog, Control};
 use crate::datadir::{
     heap_file_name, lock_shared, segment_dir_name, vm_file_name, CONTROL_FILE, WAL_DIR,
 };
 use crate::error::{Error, Result};
-use crate::page::{Page, PageId, PAGE_BYTES};
+use crate::storage::page::{Page, PageId, PAGE_BYTES};
 use crate::vfs::{read_all, Vfs};
-use crate::vm::VisibilityMap;
+use crate::storage::vm::VisibilityMap;
 use crate::wal::record::{Body, Record};
 use crate::wal::scan::{list_files, scan};
 use std::collections::HashSet;
@@ -133,7 +133,7 @@ fn check_control(vfs: &dyn Vfs, dir: &Path, r: &mut Report) -> Result<Option<Con
     let bytes = read_all(&*f).map_err(|e| Error::io("read", &path, e))?;
     match Control::decode(&bytes) {
         Ok(c) => {
-            if c.state != crate::control::NodeState::ShutDown {
+            if c.state != crate::catalog::control::NodeState::ShutDown {
                 r.notes.push(
                     "the node was not shut down cleanly: opening it runs recovery".to_string(),
                 );
@@ -244,7 +244,7 @@ fn check_segments(
     dir: &Path,
     control: &Control,
     catalog: &Catalog,
-    lengths: &[crate::control::HeapLen],
+    lengths: &[crate::catalog::control::HeapLen],
     r: &mut Report,
 ) -> Result<()> {
     // Parts the checkpoint recorded must have their files; parts made since may not yet.
@@ -346,7 +346,7 @@ fn check_segments(
                             Err(k) => r.problems.push(at(&heap_name, k.to_string(), Some(block))),
                             Ok(page) => {
                                 let types: Vec<_> = t.column_types().collect();
-                                for what in crate::heapwalk::check_page(&page, &types) {
+                                for what in crate::storage::heapwalk::check_page(&page, &types) {
                                     r.problems.push(at(&heap_name, what, Some(block)));
                                 }
                             }

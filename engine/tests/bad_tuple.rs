@@ -4,10 +4,10 @@
 //! segment with the unreadable tuple still inside.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
-use segexpand_engine::heap::{heap_file_name, segment_dir_name};
-use segexpand_engine::page::{Page, PAGE_BYTES};
+use segexpand_engine::storage::heap::{heap_file_name, segment_dir_name};
+use segexpand_engine::storage::page::{Page, PAGE_BYTES};
 use segexpand_engine::redistribute::{BatchLimits, GateOptions};
-use segexpand_engine::tuple::{Tid, FLAGS_OFF};
+use segexpand_engine::storage::tuple::{Tid, FLAGS_OFF};
 use segexpand_engine::vfs::{SimVfs, Vfs};
 use segexpand_engine::{Error, Layout, Node, NodeOptions, TableSpec, Type, Value};
 use std::path::{Path, PathBuf};
@@ -101,7 +101,7 @@ fn key_at(node: &Arc<Node>, segment: u16, table: &str) -> Value {
         .read_tuple(segment, def.id, Tid { block: 0, slot: 0 })
         .unwrap()
         .unwrap();
-    let row = segexpand_engine::types::decode_row(def.column_types(), &payload).unwrap();
+    let row = segexpand_engine::catalog::types::decode_row(def.column_types(), &payload).unwrap();
     row[0].clone()
 }
 
@@ -238,7 +238,7 @@ fn an_index_built_around_a_bad_tuple_is_not_trusted() {
     assert!(damaged.iter().any(|d| d.contains("slot 0")), "{damaged:?}");
     let def = node.table_def("b").unwrap();
     let segment_of = |i: i64| {
-        let mut h = segexpand_engine::hash::KeyHasher::new();
+        let mut h = segexpand_engine::catalog::hash::KeyHasher::new();
         Value::Int8(i).hash_into(Type::Int8, &mut h);
         def.layout.segment_of(h.finish())
     };

@@ -8,7 +8,7 @@ mod common;
 
 use common::*;
 use segexpand_engine::datadir::{inspect, DataDir, DirState, CONTROL_FILE};
-use segexpand_engine::page::PAGE_BYTES;
+use segexpand_engine::storage::page::PAGE_BYTES;
 use segexpand_engine::verify::verify_dir;
 use segexpand_engine::vfs::{CrashMode, LockOutcome, RealVfs, SimVfs, VFile, Vfs};
 use segexpand_engine::{CorruptionKind, Error, Node, NodeOptions, TableSpec, Type, Value};

@@ -7,9 +7,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use segexpand_engine::fuzzing;
-use segexpand_engine::page::{Page, PageId};
-use segexpand_engine::tuple::{build_tuple, TupleHeader};
-use segexpand_engine::vm::VisibilityMap;
+use segexpand_engine::storage::page::{Page, PageId};
+use segexpand_engine::storage::tuple::{build_tuple, TupleHeader};
+use segexpand_engine::storage::vm::VisibilityMap;
 use segexpand_engine::wal::record::{encode, Body, PageRef};
 use std::path::PathBuf;
 

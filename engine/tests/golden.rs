@@ -4,12 +4,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use segexpand_engine::catalog::{Column, Layout, SegmentConfig, TableDef};
-use segexpand_engine::control::{Catalog, Control, HeapLen, NodeState};
-use segexpand_engine::page::{Page, PageId};
-use segexpand_engine::tuple::{
+use segexpand_engine::catalog::control::{Catalog, Control, HeapLen, NodeState};
+use segexpand_engine::storage::page::{Page, PageId};
+use segexpand_engine::storage::tuple::{
     build_tuple, NextVersion, Tid, TupleHeader, FLAG_MIGRATION, FLAG_UPDATED,
 };
-use segexpand_engine::vm::VisibilityMap;
+use segexpand_engine::storage::vm::VisibilityMap;
 use segexpand_engine::wal::file::encode_header;
 use segexpand_engine::wal::record::{encode, Body, PageRef};
 use segexpand_engine::{Placement, Type};

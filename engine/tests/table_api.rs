@@ -357,7 +357,7 @@ fn a_key_lookup_reads_only_the_keys_segment() {
     let def = node.table_def("acct").unwrap();
     drop(node); // one owner per directory: the node goes before the reopen
     let key_seg = {
-        let mut h = segexpand_engine::hash::KeyHasher::new();
+        let mut h = segexpand_engine::catalog::hash::KeyHasher::new();
         Value::Int8(5).hash_into(Type::Int8, &mut h);
         def.layout.segment_of(h.finish())
     };
@@ -455,7 +455,7 @@ fn updating_the_key_moves_the_row_to_its_new_segment() {
     // Find a new key that hashes to another segment.
     let def = node.table_def("acct").unwrap();
     let seg = |k: i64| {
-        let mut h = segexpand_engine::hash::KeyHasher::new();
+        let mut h = segexpand_engine::catalog::hash::KeyHasher::new();
         Value::Int8(k).hash_into(Type::Int8, &mut h);
         def.layout.segment_of(h.finish())
     };

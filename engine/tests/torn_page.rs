@@ -6,8 +6,8 @@
 mod common;
 
 use common::*;
-use segexpand_engine::heap::{heap_file_name, segment_dir_name};
-use segexpand_engine::page::PAGE_BYTES;
+use segexpand_engine::storage::heap::{heap_file_name, segment_dir_name};
+use segexpand_engine::storage::page::PAGE_BYTES;
 use segexpand_engine::vfs::CrashMode;
 use segexpand_engine::{CorruptionKind, Error, Node};
 use std::path::{Path, PathBuf};
@@ -43,7 +43,7 @@ fn torn_page_is_repaired_from_its_full_page_image() {
     // The page on disk really is torn.
     let disk = img.read_file(&heap_path(0, t)).unwrap();
     assert!(
-        segexpand_engine::page::Page::from_disk(&disk[..PAGE_BYTES], Node::page_id(0, t, 0))
+        segexpand_engine::storage::page::Page::from_disk(&disk[..PAGE_BYTES], Node::page_id(0, t, 0))
             .is_err(),
         "the test must tear the page"
     );
@@ -78,7 +78,7 @@ fn torn_page_without_wal_cover_is_a_checksum_error_never_data() {
         e => panic!("expected a checksum error, got {e}"),
     }
     assert!(node
-        .read_tuple(0, t, segexpand_engine::tuple::Tid { block: 0, slot: 0 })
+        .read_tuple(0, t, segexpand_engine::storage::tuple::Tid { block: 0, slot: 0 })
         .is_err());
     let msg = err.to_string();
     assert!(

@@ -3,9 +3,9 @@
 //! the redistribution stays where it was, resumable once the tuple is repaired.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
-use segexpand_engine::heap::{heap_file_name, segment_dir_name};
-use segexpand_engine::page::{Page, PAGE_BYTES};
-use segexpand_engine::tuple::FLAGS_OFF;
+use segexpand_engine::storage::heap::{heap_file_name, segment_dir_name};
+use segexpand_engine::storage::page::{Page, PAGE_BYTES};
+use segexpand_engine::storage::tuple::FLAGS_OFF;
 use segexpand_engine::vfs::SimVfs;
 use segexpand_engine::{Error, Layout, Node, NodeOptions, TableSpec, Type, Value};
 use segexpand_redistributor::{Options, Redistributor, State};

@@ -1,6 +1,6 @@
 //! WAL file naming and the 24-byte file header (`docs/format.md`, "WAL file").
 
-use crate::codec::{get_u16, get_u32, get_u64, put_u16, put_u32, put_u64};
+use crate::catalog::codec::{get_u16, get_u32, get_u64, put_u16, put_u32, put_u64};
 
 /// Size of a WAL file header.
 pub const FILE_HEADER_BYTES: usize = 24;

@@ -5,8 +5,8 @@
 //! recognised as such; the log ends at the first record that fails any check.
 
 use crate::catalog::{SegmentConfig, TableDef};
-use crate::codec::{get_u32, get_u64, put_u32, put_u64, Reader, Writer};
-use crate::tuple::{NextVersion, NO_NEXT_BLOCK};
+use crate::catalog::codec::{get_u32, get_u64, put_u32, put_u64, Reader, Writer};
+use crate::storage::tuple::{NextVersion, NO_NEXT_BLOCK};
 
 /// Offset of the checksum.
 pub const CRC_OFF: usize = 0;
@@ -72,7 +72,7 @@ pub struct PageRef {
     pub block: u32,
 }
 
-impl From<PageRef> for crate::page::PageId {
+impl From<PageRef> for crate::storage::page::PageId {
     fn from(p: PageRef) -> Self {
         Self {
             segment: p.segment,
@@ -331,7 +331,7 @@ impl Body {
                 let p = page(&mut r)?;
                 let slot = r.u16()?;
                 let tuple = r.rest().to_vec();
-                if tuple.len() < crate::tuple::TUPLE_HEADER_BYTES {
+                if tuple.len() < crate::storage::tuple::TUPLE_HEADER_BYTES {
                     return None;
                 }
                 Body::HeapInsert {
@@ -350,7 +350,7 @@ impl Body {
                     let (segment, block, slot) = (r.u16()?, r.u32()?, r.u16()?);
                     (block != NO_NEXT_BLOCK).then_some(NextVersion {
                         segment,
-                        tid: crate::tuple::Tid { block, slot },
+                        tid: crate::storage::tuple::Tid { block, slot },
                     })
                 },
             },
@@ -505,7 +505,7 @@ pub fn decode(buf: &[u8], lsn: u64) -> Result<(Record, usize), DecodeError> {
     }
     let kind_byte = rec.get(KIND_OFF).copied().unwrap_or(0);
     let flags = rec.get(FLAGS_OFF).copied().unwrap_or(1);
-    let reserved = crate::codec::get_u16(rec, RESERVED_OFF).unwrap_or(1);
+    let reserved = crate::catalog::codec::get_u16(rec, RESERVED_OFF).unwrap_or(1);
     if flags != 0 || reserved != 0 {
         return Err(DecodeError::BadPayload(kind_byte));
     }
@@ -568,7 +568,7 @@ mod tests {
                 flags: 2,
                 next: Some(NextVersion {
                     segment: 1,
-                    tid: crate::tuple::Tid { block: 7, slot: 3 },
+                    tid: crate::storage::tuple::Tid { block: 7, slot: 3 },
                 }),
             },
             Body::HeapSetXmax {

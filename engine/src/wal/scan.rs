@@ -3,7 +3,7 @@
 
 use super::file::{check_header, parse_name, FILE_HEADER_BYTES};
 use super::record::{decode, Record};
-use crate::codec::get_u64;
+use crate::catalog::codec::get_u64;
 use crate::error::{CorruptionKind, Error, Location, Result};
 use crate::vfs::{read_all, Vfs};
 use std::path::Path;

@@ -7,7 +7,7 @@
     clippy::indexing_slicing
 )]
 
-use segexpand_engine::tuple::Tid;
+use segexpand_engine::storage::tuple::Tid;
 use segexpand_engine::vfs::{SimVfs, Vfs};
 use segexpand_engine::{Error, Node, NodeOptions};
 use std::collections::{BTreeMap, BTreeSet};

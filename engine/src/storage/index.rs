@@ -7,7 +7,7 @@
 //! which `docs/BENCHMARKS.md` measures ("Index rebuild at open").
 
 use crate::lock::{rank, Mutex};
-use crate::tuple::Tid;
+use crate::storage::tuple::Tid;
 use papaya::{Compute, Operation};
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};

@@ -8,20 +8,20 @@
 //! `docs/ARCHITECTURE.md` ("Lock order"), checked in debug and test builds.
 
 use crate::catalog::{Catalog, SegmentConfig, TableDef};
-use crate::clog::{Clog, XidStatus, FIRST_XID};
-use crate::control::{Control, HeapLen, NodeState};
+use crate::txn::clog::{Clog, XidStatus, FIRST_XID};
+use crate::catalog::control::{Control, HeapLen, NodeState};
 use crate::datadir::{DataDir, DirState};
 use crate::error::{CorruptionKind, Error, Location, Result};
-use crate::heap::{segment_dir_name, Heap};
-use crate::heapwalk;
-use crate::index::KeyedIndex;
+use crate::storage::heap::{segment_dir_name, Heap};
+use crate::storage::heapwalk;
+use crate::storage::index::KeyedIndex;
 use crate::lock::{rank, Condvar, Mutex, RwLock};
-use crate::page::{Page, PageId, TUPLE_BYTES_MAX};
+use crate::storage::page::{Page, PageId, TUPLE_BYTES_MAX};
 use crate::poison::Poison;
-use crate::tuple::{build_tuple, NextVersion, Tid, TupleHeader, FLAGS_OFF, XMAX_OFF};
+use crate::storage::tuple::{build_tuple, NextVersion, Tid, TupleHeader, FLAGS_OFF, XMAX_OFF};
 use crate::txn::TxnManager;
 use crate::vfs::{read_all, replace_file, tmp_path, RealVfs, Vfs};
-use crate::vm::VisibilityMap;
+use crate::storage::vm::VisibilityMap;
 use crate::wal::record::{Body, PageRef, Record};
 use crate::wal::scan::scan;
 use crate::wal::{SyncPolicy, Wal};
@@ -124,7 +124,7 @@ impl Part {
     }
 
     /// Adds a version of `row` at `tid` to every index.
-    pub(crate) fn index_row(&self, def: &TableDef, row: &[crate::types::Value], tid: Tid) {
+    pub(crate) fn index_row(&self, def: &TableDef, row: &[crate::catalog::types::Value], tid: Tid) {
         for ix in self.indexes.read().iter() {
             ix.map.insert(def.key_hash(&ix.key, row), tid);
         }
@@ -724,7 +724,7 @@ impl Node {
             layout: crate::catalog::Layout {
                 key: Vec::new(),
                 segments,
-                placement: crate::hash::Placement::Jump,
+                placement: crate::catalog::hash::Placement::Jump,
             },
             layout_version: 1,
             migration_bit: false,
@@ -806,7 +806,7 @@ impl Node {
         }
         let seg_dir = self.dir.join(segment_dir_name(segment));
         let part = self.open_part(segment, table, true)?;
-        let vm_path = seg_dir.join(crate::vm::vm_file_name(table));
+        let vm_path = seg_dir.join(crate::storage::vm::vm_file_name(table));
         let bytes = part.vm.lock().vm.encode(segment, table);
         replace_file(&*self.vfs, &vm_path, &bytes)?;
         self.vfs
@@ -886,7 +886,7 @@ impl Node {
     fn load_vm(&self, table: &TableRt, part: &Part) -> Result<bool> {
         let heap = &part.heap;
         let (seg, id) = (heap.segment(), heap.table());
-        let rel = Path::new(&segment_dir_name(seg)).join(crate::vm::vm_file_name(id));
+        let rel = Path::new(&segment_dir_name(seg)).join(crate::storage::vm::vm_file_name(id));
         let path = self.dir.join(&rel);
         let loaded = match self.vfs.open(&path, false) {
             Ok(f) => {
@@ -1222,10 +1222,10 @@ impl Node {
     /// [`Node::begin`], which wraps this in a [`crate::Txn`].
     pub fn begin_xid(&self) -> Result<u64> {
         self.poison.check()?;
-        if self.txns.next_xid() >= crate::clog::XID_LIMIT {
+        if self.txns.next_xid() >= crate::txn::clog::XID_LIMIT {
             return Err(Error::InvalidArgument(format!(
                 "transaction ids are exhausted (the commit log holds {} of them)",
-                crate::clog::XID_LIMIT
+                crate::txn::clog::XID_LIMIT
             )));
         }
         Ok(self.txns.begin())
@@ -1241,12 +1241,12 @@ impl Node {
     pub fn is_live(&self, h: &TupleHeader) -> bool {
         self.clog.get(h.xmin) == XidStatus::Committed
             && (h.xmax == 0
-                || h.flags & crate::tuple::FLAG_LOCK_ONLY != 0
+                || h.flags & crate::storage::tuple::FLAG_LOCK_ONLY != 0
                 || self.clog.get(h.xmax) != XidStatus::Committed)
     }
 
     /// Inserts a tuple version by `xid` (command `cid`) into `table` on `segment`. For a
-    /// table with columns, `payload` must be an encoded row ([`crate::types::encode_row`]).
+    /// table with columns, `payload` must be an encoded row ([`crate::catalog::types::encode_row`]).
     pub fn insert(
         &self,
         xid: u64,
@@ -1262,7 +1262,7 @@ impl Node {
             None
         } else {
             Some(
-                crate::types::decode_row(def.column_types(), payload).ok_or_else(|| {
+                crate::catalog::types::decode_row(def.column_types(), payload).ok_or_else(|| {
                     Error::InvalidArgument(format!("payload is not a row of table {:?}", def.name))
                 })?,
             )
@@ -1283,7 +1283,7 @@ impl Node {
         migration_bit: bool,
         natts: u16,
         payload: &[u8],
-        index: Option<(&TableDef, &[crate::types::Value])>,
+        index: Option<(&TableDef, &[crate::catalog::types::Value])>,
     ) -> Result<Tid> {
         let header = TupleHeader {
             natts,
@@ -1377,7 +1377,7 @@ impl Node {
         flags: u16,
         link: Option<NextVersion>,
     ) -> Result<Claim> {
-        use crate::tuple::{FLAG_LOCK_ONLY, FLAG_MOVED, FLAG_UPDATED};
+        use crate::storage::tuple::{FLAG_LOCK_ONLY, FLAG_MOVED, FLAG_UPDATED};
         self.poison.check()?;
         let heap = &part.heap;
         let cp = heap.page(tid.block)?;
@@ -1514,7 +1514,7 @@ impl Node {
 
     /// Calls `f` for every tuple version of `table` on `segment` (header and payload), in
     /// block order. Stops at the first error: an unreadable page, or a tuple that does
-    /// not decode ([`crate::heapwalk`]).
+    /// not decode ([`crate::storage::heapwalk`]).
     pub fn for_each_tuple(
         &self,
         segment: u16,
@@ -1567,7 +1567,7 @@ impl Node {
                 let removable = self.clog.get(h.xmin) == XidStatus::Aborted
                     || (h.xmax != 0
                         && h.xmax < horizon_xid
-                        && h.flags & crate::tuple::FLAG_LOCK_ONLY == 0
+                        && h.flags & crate::storage::tuple::FLAG_LOCK_ONLY == 0
                         && self.clog.get(h.xmax) == XidStatus::Committed);
                 if !removable {
                     continue;
@@ -1715,7 +1715,7 @@ impl Node {
             let path = self
                 .dir
                 .join(segment_dir_name(seg))
-                .join(crate::vm::vm_file_name(table));
+                .join(crate::storage::vm::vm_file_name(table));
             if let Err(e) = replace_file(&*self.vfs, &path, &bytes) {
                 self.poison.set(&e);
                 return Err(e);
@@ -1785,9 +1785,9 @@ fn check_heap_lengths(
         .iter()
         .filter(|r| r.lsn >= control.redo_lsn)
         .map(|r| &r.body);
-    for h in crate::control::heaps_to_check(&control.heaps, since_redo) {
+    for h in crate::catalog::control::heaps_to_check(&control.heaps, since_redo) {
         let rel =
-            Path::new(&segment_dir_name(h.segment)).join(crate::heap::heap_file_name(h.table));
+            Path::new(&segment_dir_name(h.segment)).join(crate::storage::heap::heap_file_name(h.table));
         let path = dir.join(&rel);
         let location = Location {
             segment: Some(h.segment),
@@ -1801,7 +1801,7 @@ fn check_heap_lengths(
             }
             Err(e) => return Err(Error::io("open", &path, e)),
         };
-        let expected = u64::from(h.blocks) * crate::page::PAGE_BYTES as u64;
+        let expected = u64::from(h.blocks) * crate::storage::page::PAGE_BYTES as u64;
         if found < expected {
             return Err(Error::corrupt(
                 location,
@@ -1842,15 +1842,15 @@ pub(crate) fn set_bits_in_place(p: &mut Page, bit: bool, slots: &[u16]) -> bool 
         let Some(t) = p.tuple_mut(*slot) else {
             return false;
         };
-        let Some(flags) = crate::codec::get_u16(t, FLAGS_OFF) else {
+        let Some(flags) = crate::catalog::codec::get_u16(t, FLAGS_OFF) else {
             return false;
         };
         let flags = if bit {
-            flags | crate::tuple::FLAG_MIGRATION
+            flags | crate::storage::tuple::FLAG_MIGRATION
         } else {
-            flags & !crate::tuple::FLAG_MIGRATION
+            flags & !crate::storage::tuple::FLAG_MIGRATION
         };
-        crate::codec::put_u16(t, FLAGS_OFF, flags);
+        crate::catalog::codec::put_u16(t, FLAGS_OFF, flags);
     }
     true
 }
@@ -1868,19 +1868,19 @@ fn set_xmax_in_place(
     let Some(t) = p.tuple_mut(slot) else {
         return false;
     };
-    if t.len() < crate::tuple::TUPLE_HEADER_BYTES {
+    if t.len() < crate::storage::tuple::TUPLE_HEADER_BYTES {
         return false;
     }
-    crate::codec::put_u64(t, XMAX_OFF, xmax);
-    crate::codec::put_u32(t, crate::tuple::CMAX_OFF, cmax);
-    crate::codec::put_u16(t, FLAGS_OFF, flags);
+    crate::catalog::codec::put_u64(t, XMAX_OFF, xmax);
+    crate::catalog::codec::put_u32(t, crate::storage::tuple::CMAX_OFF, cmax);
+    crate::catalog::codec::put_u16(t, FLAGS_OFF, flags);
     let (seg, block, nslot) = match next {
         Some(n) => (n.segment, n.tid.block, n.tid.slot),
-        None => (0, crate::tuple::NO_NEXT_BLOCK, 0),
+        None => (0, crate::storage::tuple::NO_NEXT_BLOCK, 0),
     };
-    crate::codec::put_u32(t, crate::tuple::NEXT_BLOCK_OFF, block);
-    crate::codec::put_u16(t, crate::tuple::NEXT_SLOT_OFF, nslot);
-    crate::codec::put_u16(t, crate::tuple::NEXT_SEGMENT_OFF, seg);
+    crate::catalog::codec::put_u32(t, crate::storage::tuple::NEXT_BLOCK_OFF, block);
+    crate::catalog::codec::put_u16(t, crate::storage::tuple::NEXT_SLOT_OFF, nslot);
+    crate::catalog::codec::put_u16(t, crate::storage::tuple::NEXT_SEGMENT_OFF, seg);
     true
 }
 

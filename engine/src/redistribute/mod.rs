@@ -6,11 +6,11 @@
 //! The protocol, and what a crash leaves at each step, is `docs/redistribution.md`.
 
 use crate::catalog::{Layout, Redistribution, TableDef};
-use crate::clog::XidStatus;
+use crate::txn::clog::XidStatus;
 use crate::error::{Error, Result};
-use crate::heapwalk;
+use crate::storage::heapwalk;
 use crate::node::{image_body, set_bits_in_place, Claim, Node, Part, PruneStats, TableRt};
-use crate::tuple::{NextVersion, Tid, TupleHeader, FLAG_LOCK_ONLY, FLAG_MOVED};
+use crate::storage::tuple::{NextVersion, Tid, TupleHeader, FLAG_LOCK_ONLY, FLAG_MOVED};
 use crate::wal::record::{Body, PageRef};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -656,7 +656,7 @@ impl Node {
                 report.counts.rows_moved += 1;
                 report.counts.rows_relocated += u64::from(to != segment);
                 report.counts.bytes_moved +=
-                    (bytes.len() + crate::tuple::TUPLE_HEADER_BYTES) as u64;
+                    (bytes.len() + crate::storage::tuple::TUPLE_HEADER_BYTES) as u64;
                 rows += 1;
             }
             if !stays.is_empty() {
@@ -850,7 +850,7 @@ impl Node {
     /// - a block whose VM bit is set holds no live version with the old bit (invariant 3).
     ///
     /// A tuple that does not decode is an [`Error::Corruption`], as for every reader
-    /// ([`crate::heapwalk`]), not a problem in the list.
+    /// ([`crate::storage::heapwalk`]), not a problem in the list.
     pub fn check_placement(&self, table: &str) -> Result<Vec<String>> {
         let rt = self.table_rt_by_name(table)?;
         let def = rt.def.read().clone();

@@ -4,9 +4,9 @@
 //! every read from disk and again ([`Page::validate`], debug builds) just before it is
 //! sealed for writing, so the two sides of the disk boundary assert the same invariants.
 
-use crate::codec::{get_u16, get_u32, get_u64, put_u16, put_u32, put_u64};
+use crate::catalog::codec::{get_u16, get_u32, get_u64, put_u16, put_u32, put_u64};
 use crate::error::CorruptionKind;
-use crate::tuple::TUPLE_HEADER_BYTES;
+use crate::storage::tuple::TUPLE_HEADER_BYTES;
 
 /// Size of a page in bytes.
 pub const PAGE_BYTES: usize = 8192;
@@ -82,7 +82,7 @@ impl Page {
     pub fn new(id: PageId) -> Self {
         let mut buf = Box::new([0u8; PAGE_BYTES]);
         put_u16(&mut buf[..], MAGIC_OFF, PAGE_MAGIC);
-        crate::codec::put(&mut buf[..], VERSION_OFF, &[PAGE_VERSION]);
+        crate::catalog::codec::put(&mut buf[..], VERSION_OFF, &[PAGE_VERSION]);
         put_u32(&mut buf[..], BLOCK_OFF, id.block);
         put_u32(&mut buf[..], TABLE_OFF, id.table);
         put_u16(&mut buf[..], SEGMENT_OFF, id.segment);
@@ -277,7 +277,7 @@ impl Page {
             return false;
         }
         let off = upper - tuple.len();
-        crate::codec::put(&mut self.buf[..], off, tuple);
+        crate::catalog::codec::put(&mut self.buf[..], off, tuple);
         put_u16(&mut self.buf[..], UPPER_OFF, off as u16);
         if slot == count {
             put_u16(&mut self.buf[..], SLOT_COUNT_OFF, count + 1);
@@ -332,7 +332,7 @@ impl Page {
         let mut upper = PAGE_BYTES;
         for (s, t) in &live {
             upper -= t.len();
-            crate::codec::put(&mut self.buf[..], upper, t);
+            crate::catalog::codec::put(&mut self.buf[..], upper, t);
             self.set_slot(*s, upper, t.len());
         }
         let lower = self.lower();
@@ -369,8 +369,8 @@ impl Page {
         }
         let mut buf = Box::new([0u8; PAGE_BYTES]);
         let (head, tail) = bytes.split_at(ho.min(bytes.len()));
-        crate::codec::put(&mut buf[..], 0, head);
-        crate::codec::put(&mut buf[..], ho + hl, tail);
+        crate::catalog::codec::put(&mut buf[..], 0, head);
+        crate::catalog::codec::put(&mut buf[..], ho + hl, tail);
         let page = Self { buf };
         page.validate()?;
         if page.id() != expect {

@@ -13,9 +13,9 @@
 //! writes the page.
 
 use crate::error::{CorruptionKind, Error, Location, Result};
-use crate::index::IntMap;
+use crate::storage::index::IntMap;
 use crate::lock::{rank, Mutex, RwLock};
-use crate::page::{Page, PageId, PAGE_BYTES};
+use crate::storage::page::{Page, PageId, PAGE_BYTES};
 use crate::poison::Poison;
 use crate::vfs::{read_exact_at, VFile, Vfs};
 use crate::wal::Wal;

@@ -5,9 +5,9 @@
 //! `i` is NULL), then each non-NULL value in column order. Fixed-width values are
 //! little-endian; strings and numerics are a `u16` byte length and their bytes.
 
-use crate::codec::{Reader, Writer};
+use crate::catalog::codec::{Reader, Writer};
 use crate::error::{Error, Result};
-use crate::hash::KeyHasher;
+use crate::catalog::hash::KeyHasher;
 
 /// A column type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -14,10 +14,10 @@
 //! the page with [`tuples`]; [`for_each`] walks a whole heap under each page's read lock.
 
 use crate::error::{CorruptionKind, Error, Result};
-use crate::heap::Heap;
-use crate::page::Page;
-use crate::tuple::{payload, Tid, TupleHeader, FLAGS_KNOWN, FLAGS_OFF, TUPLE_HEADER_BYTES};
-use crate::types::{decode_row_into, Type, Value};
+use crate::storage::heap::Heap;
+use crate::storage::page::Page;
+use crate::storage::tuple::{payload, Tid, TupleHeader, FLAGS_KNOWN, FLAGS_OFF, TUPLE_HEADER_BYTES};
+use crate::catalog::types::{decode_row_into, Type, Value};
 use std::ops::ControlFlow;
 
 /// One tuple version of a page: where it is, its header and its payload.
@@ -88,7 +88,7 @@ pub fn decode_at(page: &Page, slot: u16) -> Result<Option<HeapTuple<'_>>, BadTup
 }
 
 fn why_undecodable(t: &[u8]) -> String {
-    match crate::codec::get_u16(t, FLAGS_OFF) {
+    match crate::catalog::codec::get_u16(t, FLAGS_OFF) {
         _ if t.len() < TUPLE_HEADER_BYTES => format!(
             "header does not decode: {} bytes, shorter than a header ({TUPLE_HEADER_BYTES})",
             t.len()
@@ -213,8 +213,8 @@ pub fn check_page(page: &Page, types: &[Type]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::page::PageId;
-    use crate::tuple::{build_tuple, FLAGS_OFF};
+    use crate::storage::page::PageId;
+    use crate::storage::tuple::{build_tuple, FLAGS_OFF};
 
     #[test]
     fn a_bad_header_is_reported_by_slot_and_the_walk_goes_on() {
@@ -229,7 +229,7 @@ mod tests {
         }
         p.prune(&[0]); // slot 0 unused: skipped
         let t = p.tuple_mut(1).unwrap();
-        crate::codec::put_u16(t, FLAGS_OFF, 0x8000);
+        crate::catalog::codec::put_u16(t, FLAGS_OFF, 0x8000);
         let got: Vec<_> = page_tuples(&p).collect();
         assert_eq!(got.len(), 2);
         let bad = got[0].as_ref().unwrap_err();

@@ -2,7 +2,7 @@
 //! atomically at every checkpoint. Layout in `docs/format.md` ("Control file").
 
 pub use crate::catalog::Catalog;
-use crate::codec::{get_u16, get_u32, get_u64, put, put_u16, put_u32, put_u64, Writer};
+use crate::catalog::codec::{get_u16, get_u32, get_u64, put, put_u16, put_u32, put_u64, Writer};
 use crate::error::CorruptionKind;
 
 /// Control file magic.

@@ -53,15 +53,15 @@
 
 use crate::catalog::{Column, Layout, TableDef};
 use crate::error::{Error, Result};
-use crate::hash::{KeyHasher, Placement};
-use crate::heap::Heap;
-use crate::heapwalk::{self, HeapTuple};
-use crate::index::KeyedIndex;
+use crate::catalog::hash::{KeyHasher, Placement};
+use crate::storage::heap::Heap;
+use crate::storage::heapwalk::{self, HeapTuple};
+use crate::storage::index::KeyedIndex;
 use crate::node::{image_body, Claim, Node, Part, PruneStats, TableRt};
-use crate::page::Page;
-use crate::tuple::{NextVersion, Tid, TupleHeader, FLAG_UPDATED};
+use crate::storage::page::Page;
+use crate::storage::tuple::{NextVersion, Tid, TupleHeader, FLAG_UPDATED};
 use crate::txn::Snapshot;
-use crate::types::{encode_row, Type, Value};
+use crate::catalog::types::{encode_row, Type, Value};
 use crate::wal::record::{Body, PageRef};
 use std::collections::HashMap;
 use std::ops::ControlFlow;
@@ -296,10 +296,10 @@ impl Node {
             let heap = part.heap();
             let seg_dir = self
                 .dir()
-                .join(crate::heap::segment_dir_name(heap.segment()));
+                .join(crate::storage::heap::segment_dir_name(heap.segment()));
             for file in [
-                crate::heap::heap_file_name(rt.id),
-                crate::vm::vm_file_name(rt.id),
+                crate::storage::heap::heap_file_name(rt.id),
+                crate::storage::vm::vm_file_name(rt.id),
             ] {
                 let path = seg_dir.join(file);
                 match self.vfs().remove_file(&path) {
@@ -424,7 +424,7 @@ impl Node {
             payload_buf.clear();
             encode_row(&row, &mut payload_buf);
             tuple.clear();
-            tuple.resize(crate::tuple::TUPLE_HEADER_BYTES, 0);
+            tuple.resize(crate::storage::tuple::TUPLE_HEADER_BYTES, 0);
             header.encode(&mut tuple);
             tuple.extend_from_slice(&payload_buf);
             let segment = self.place(layout, def, &row);
@@ -466,7 +466,7 @@ impl Node {
             if !placed {
                 return Err(Error::TupleTooLarge {
                     len: tuple.len(),
-                    max: crate::page::TUPLE_BYTES_MAX,
+                    max: crate::storage::page::TUPLE_BYTES_MAX,
                 });
             }
             n += 1;
@@ -767,7 +767,7 @@ impl Txn {
     fn found_at(
         &self,
         st: &Stmt<'_>,
-        clog: &crate::clog::Clog,
+        clog: &crate::txn::clog::Clog,
         part: &Part,
         segment: u16,
         tid: Tid,
@@ -792,7 +792,7 @@ impl Txn {
     fn match_version(
         &self,
         st: &Stmt<'_>,
-        clog: &crate::clog::Clog,
+        clog: &crate::txn::clog::Clog,
         heap: &Heap,
         segment: u16,
         t: &HeapTuple<'_>,

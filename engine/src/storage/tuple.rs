@@ -3,7 +3,7 @@
 //! Layout in `docs/format.md` ("Tuple"). Offsets are chained constants; the size is
 //! asserted at compile time and pinned by a golden-bytes test.
 
-use crate::codec::{get_u16, get_u32, get_u64, put_u16, put_u32, put_u64};
+use crate::catalog::codec::{get_u16, get_u32, get_u64, put_u16, put_u32, put_u64};
 
 /// Offset of `xmin`.
 pub const XMIN_OFF: usize = 0;
@@ -150,7 +150,7 @@ impl TupleHeader {
 pub fn build_tuple(header: &TupleHeader, payload: &[u8]) -> Vec<u8> {
     let mut t = vec![0u8; TUPLE_HEADER_BYTES + payload.len()];
     header.encode(&mut t);
-    crate::codec::put(&mut t, TUPLE_HEADER_BYTES, payload);
+    crate::catalog::codec::put(&mut t, TUPLE_HEADER_BYTES, payload);
     t
 }
 

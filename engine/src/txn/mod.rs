@@ -27,10 +27,12 @@
 //! is a deadlock and the transaction that would close it gets [`Error::Deadlock`]. A wait
 //! longer than the lock timeout gets [`Error::LockTimeout`].
 
-use crate::clog::{Clog, XidStatus, BOOTSTRAP_XID};
+pub mod clog;
+
+use crate::txn::clog::{Clog, XidStatus, BOOTSTRAP_XID};
 use crate::error::{Error, Result};
 use crate::lock::{rank, Condvar, Mutex};
-use crate::tuple::{TupleHeader, FLAG_LOCK_ONLY};
+use crate::storage::tuple::{TupleHeader, FLAG_LOCK_ONLY};
 use arc_swap::ArcSwap;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};

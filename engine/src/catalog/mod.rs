@@ -6,9 +6,14 @@
 //! in-memory catalog changes, so a crash leaves either the old or the new definition.
 //! Encoding in `docs/format.md` ("Catalog").
 
-use crate::codec::{Reader, Writer};
-use crate::hash::{segment_for, KeyHasher, Placement};
-use crate::types::{Type, Value};
+pub mod codec;
+pub mod control;
+pub mod hash;
+pub mod types;
+
+use crate::catalog::codec::{Reader, Writer};
+use crate::catalog::hash::{segment_for, KeyHasher, Placement};
+use crate::catalog::types::{Type, Value};
 
 /// Longest table or column name, in bytes.
 pub const NAME_BYTES_MAX: usize = 63;

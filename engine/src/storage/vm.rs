@@ -5,10 +5,10 @@
 //! portable serialization (`docs/format.md`, "Visibility-map file"). It is a hint: when the
 //! file is missing or corrupt it is rebuilt from the heap, and the rebuild is logged.
 
-use crate::codec::{get_u16, get_u32, get_u64, put, put_u16, put_u32, put_u64};
+use crate::catalog::codec::{get_u16, get_u32, get_u64, put, put_u16, put_u32, put_u64};
 use crate::error::CorruptionKind;
-use crate::page::Page;
-use crate::tuple::TupleHeader;
+use crate::storage::page::Page;
+use crate::storage::tuple::TupleHeader;
 use roaring::RoaringBitmap;
 
 /// VM file magic.
@@ -120,7 +120,7 @@ impl VisibilityMap {
     ) -> Self {
         let mut bits = RoaringBitmap::new();
         for page in pages {
-            let clean = crate::heapwalk::page_tuples(page).all(|t| {
+            let clean = crate::storage::heapwalk::page_tuples(page).all(|t| {
                 t.is_ok_and(|t| !is_live(&t.header) || t.header.migration_bit() != old_bit)
             });
             if clean {
@@ -145,8 +145,8 @@ fn checksum(buf: &[u8]) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::page::PageId;
-    use crate::tuple::{build_tuple, TupleHeader};
+    use crate::storage::page::PageId;
+    use crate::storage::tuple::{build_tuple, TupleHeader};
 
     #[test]
     fn roundtrip_and_corruption() {
@@ -177,7 +177,7 @@ mod tests {
     #[test]
     fn empty_roaring_container_is_normalized_away() {
         let mut file =
-            include_bytes!("../../fuzz/corpus/vm_file/regression-roaring-empty-container").to_vec();
+            include_bytes!("../../../fuzz/corpus/vm_file/regression-roaring-empty-container").to_vec();
         let c = checksum(&file); // as the fuzz target does: reach past the checksum
         put_u32(&mut file, CHECKSUM_OFF, c);
         let (seg, table) = (1, 2);
@@ -212,7 +212,7 @@ mod tests {
         ];
         let mut pages = pages;
         let t = pages[4].tuple_mut(1).unwrap();
-        crate::codec::put_u16(t, crate::tuple::FLAGS_OFF, 0x8000);
+        crate::catalog::codec::put_u16(t, crate::storage::tuple::FLAGS_OFF, 0x8000);
         let vm = VisibilityMap::rebuild(&pages, false, 1, |h| h.xmax == 0);
         assert_eq!(vm.bits.iter().collect::<Vec<_>>(), vec![0, 2, 3]);
     }
