@@ -21,7 +21,6 @@
 //! ```
 
 pub mod catalog;
-pub mod storage;
 pub mod datadir;
 pub mod error;
 pub mod failpoint;
@@ -32,17 +31,18 @@ pub mod node;
 mod point_read_tests;
 pub mod poison;
 pub mod redistribute;
+pub mod storage;
 pub mod table;
 pub mod txn;
 pub mod verify;
 pub mod vfs;
 pub mod wal;
 
+pub use catalog::hash::Placement;
+pub use catalog::types::{Type, Value};
 pub use catalog::{Column, Layout, SegmentConfig, TableDef};
 pub use datadir::{DataDir, DirState};
 pub use error::{CorruptionKind, Error, Location, Result};
-pub use catalog::hash::Placement;
 pub use node::{CheckpointStats, Node, NodeOptions, PruneStats, RecoveryReport};
 pub use table::{Predicate, Row, TableSpec, Txn};
-pub use catalog::types::{Type, Value};
 pub use wal::SyncPolicy;

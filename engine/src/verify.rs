@@ -15,8 +15,8 @@ use crate::datadir::{
 };
 use crate::error::{Error, Result};
 use crate::storage::page::{Page, PageId, PAGE_BYTES};
-use crate::vfs::{read_all, Vfs};
 use crate::storage::vm::VisibilityMap;
+use crate::vfs::{read_all, Vfs};
 use crate::wal::record::{Body, Record};
 use crate::wal::scan::{list_files, scan};
 use std::collections::HashSet;

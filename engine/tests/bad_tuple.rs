@@ -4,9 +4,9 @@
 //! segment with the unreadable tuple still inside.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+use segexpand_engine::redistribute::{BatchLimits, GateOptions};
 use segexpand_engine::storage::heap::{heap_file_name, segment_dir_name};
 use segexpand_engine::storage::page::{Page, PAGE_BYTES};
-use segexpand_engine::redistribute::{BatchLimits, GateOptions};
 use segexpand_engine::storage::tuple::{Tid, FLAGS_OFF};
 use segexpand_engine::vfs::{SimVfs, Vfs};
 use segexpand_engine::{Error, Layout, Node, NodeOptions, TableSpec, Type, Value};

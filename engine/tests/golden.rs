@@ -3,8 +3,8 @@
 //! `docs/format.md` and bump the format version along with them.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
-use segexpand_engine::catalog::{Column, Layout, SegmentConfig, TableDef};
 use segexpand_engine::catalog::control::{Catalog, Control, HeapLen, NodeState};
+use segexpand_engine::catalog::{Column, Layout, SegmentConfig, TableDef};
 use segexpand_engine::storage::page::{Page, PageId};
 use segexpand_engine::storage::tuple::{
     build_tuple, NextVersion, Tid, TupleHeader, FLAG_MIGRATION, FLAG_UPDATED,

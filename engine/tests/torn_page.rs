@@ -43,8 +43,11 @@ fn torn_page_is_repaired_from_its_full_page_image() {
     // The page on disk really is torn.
     let disk = img.read_file(&heap_path(0, t)).unwrap();
     assert!(
-        segexpand_engine::storage::page::Page::from_disk(&disk[..PAGE_BYTES], Node::page_id(0, t, 0))
-            .is_err(),
+        segexpand_engine::storage::page::Page::from_disk(
+            &disk[..PAGE_BYTES],
+            Node::page_id(0, t, 0)
+        )
+        .is_err(),
         "the test must tear the page"
     );
     let node = Node::open(Arc::new(img), Path::new(DIR), small_opts()).unwrap();
@@ -78,7 +81,11 @@ fn torn_page_without_wal_cover_is_a_checksum_error_never_data() {
         e => panic!("expected a checksum error, got {e}"),
     }
     assert!(node
-        .read_tuple(0, t, segexpand_engine::storage::tuple::Tid { block: 0, slot: 0 })
+        .read_tuple(
+            0,
+            t,
+            segexpand_engine::storage::tuple::Tid { block: 0, slot: 0 }
+        )
         .is_err());
     let msg = err.to_string();
     assert!(

@@ -1,8 +1,8 @@
 //! The control file: the checkpoint pointer, the catalog and the commit log, replaced
 //! atomically at every checkpoint. Layout in `docs/format.md` ("Control file").
 
-pub use crate::catalog::Catalog;
 use crate::catalog::codec::{get_u16, get_u32, get_u64, put, put_u16, put_u32, put_u64, Writer};
+pub use crate::catalog::Catalog;
 use crate::error::CorruptionKind;
 
 /// Control file magic.

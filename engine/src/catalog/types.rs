@@ -6,8 +6,8 @@
 //! little-endian; strings and numerics are a `u16` byte length and their bytes.
 
 use crate::catalog::codec::{Reader, Writer};
-use crate::error::{Error, Result};
 use crate::catalog::hash::KeyHasher;
+use crate::error::{Error, Result};
 
 /// A column type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

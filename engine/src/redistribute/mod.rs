@@ -6,11 +6,11 @@
 //! The protocol, and what a crash leaves at each step, is `docs/redistribution.md`.
 
 use crate::catalog::{Layout, Redistribution, TableDef};
-use crate::txn::clog::XidStatus;
 use crate::error::{Error, Result};
-use crate::storage::heapwalk;
 use crate::node::{image_body, set_bits_in_place, Claim, Node, Part, PruneStats, TableRt};
+use crate::storage::heapwalk;
 use crate::storage::tuple::{NextVersion, Tid, TupleHeader, FLAG_LOCK_ONLY, FLAG_MOVED};
+use crate::txn::clog::XidStatus;
 use crate::wal::record::{Body, PageRef};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -13,10 +13,10 @@
 //! writes the page.
 
 use crate::error::{CorruptionKind, Error, Location, Result};
-use crate::storage::index::IntMap;
 use crate::lock::{rank, Mutex, RwLock};
-use crate::storage::page::{Page, PageId, PAGE_BYTES};
 use crate::poison::Poison;
+use crate::storage::index::IntMap;
+use crate::storage::page::{Page, PageId, PAGE_BYTES};
 use crate::vfs::{read_exact_at, VFile, Vfs};
 use crate::wal::Wal;
 use std::path::{Path, PathBuf};

@@ -13,11 +13,13 @@
 //! A reader holds the page lock it needs (read, or write to change the page) and walks
 //! the page with [`tuples`]; [`for_each`] walks a whole heap under each page's read lock.
 
+use crate::catalog::types::{decode_row_into, Type, Value};
 use crate::error::{CorruptionKind, Error, Result};
 use crate::storage::heap::Heap;
 use crate::storage::page::Page;
-use crate::storage::tuple::{payload, Tid, TupleHeader, FLAGS_KNOWN, FLAGS_OFF, TUPLE_HEADER_BYTES};
-use crate::catalog::types::{decode_row_into, Type, Value};
+use crate::storage::tuple::{
+    payload, Tid, TupleHeader, FLAGS_KNOWN, FLAGS_OFF, TUPLE_HEADER_BYTES,
+};
 use std::ops::ControlFlow;
 
 /// One tuple version of a page: where it is, its header and its payload.

@@ -177,7 +177,8 @@ mod tests {
     #[test]
     fn empty_roaring_container_is_normalized_away() {
         let mut file =
-            include_bytes!("../../../fuzz/corpus/vm_file/regression-roaring-empty-container").to_vec();
+            include_bytes!("../../../fuzz/corpus/vm_file/regression-roaring-empty-container")
+                .to_vec();
         let c = checksum(&file); // as the fuzz target does: reach past the checksum
         put_u32(&mut file, CHECKSUM_OFF, c);
         let (seg, table) = (1, 2);

@@ -51,17 +51,17 @@
 //! node.close().unwrap();
 //! ```
 
+use crate::catalog::hash::{KeyHasher, Placement};
+use crate::catalog::types::{encode_row, Type, Value};
 use crate::catalog::{Column, Layout, TableDef};
 use crate::error::{Error, Result};
-use crate::catalog::hash::{KeyHasher, Placement};
+use crate::node::{image_body, Claim, Node, Part, PruneStats, TableRt};
 use crate::storage::heap::Heap;
 use crate::storage::heapwalk::{self, HeapTuple};
 use crate::storage::index::KeyedIndex;
-use crate::node::{image_body, Claim, Node, Part, PruneStats, TableRt};
 use crate::storage::page::Page;
 use crate::storage::tuple::{NextVersion, Tid, TupleHeader, FLAG_UPDATED};
 use crate::txn::Snapshot;
-use crate::catalog::types::{encode_row, Type, Value};
 use crate::wal::record::{Body, PageRef};
 use std::collections::HashMap;
 use std::ops::ControlFlow;

@@ -29,10 +29,10 @@
 
 pub mod clog;
 
-use crate::txn::clog::{Clog, XidStatus, BOOTSTRAP_XID};
 use crate::error::{Error, Result};
 use crate::lock::{rank, Condvar, Mutex};
 use crate::storage::tuple::{TupleHeader, FLAG_LOCK_ONLY};
+use crate::txn::clog::{Clog, XidStatus, BOOTSTRAP_XID};
 use arc_swap::ArcSwap;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};

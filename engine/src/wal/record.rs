@@ -4,8 +4,8 @@
 //! CRC-32 over everything after the checksum field, so a torn, stale or garbage tail is
 //! recognised as such; the log ends at the first record that fails any check.
 
-use crate::catalog::{SegmentConfig, TableDef};
 use crate::catalog::codec::{get_u32, get_u64, put_u32, put_u64, Reader, Writer};
+use crate::catalog::{SegmentConfig, TableDef};
 use crate::storage::tuple::{NextVersion, NO_NEXT_BLOCK};
 
 /// Offset of the checksum.
