@@ -1,0 +1,159 @@
+//! Bulk load: rows written straight into new pages, each page logged whole, in one
+//! transaction.
+
+use super::spec::coerce_row;
+use super::Row;
+
+use crate::catalog::types::encode_row;
+use crate::catalog::TableDef;
+use crate::error::{Error, Result};
+use crate::node::{image_body, Node, Part, TableRt};
+use crate::storage::index::KeyedIndex;
+use crate::storage::page::Page;
+use crate::storage::tuple::{Tid, TupleHeader};
+use crate::wal::record::PageRef;
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+impl Node {
+    /// Loads rows in one transaction, whole pages at a time: each filled page is logged
+    /// as one page image (instead of one record per row) and installed directly. Durable
+    /// when it returns; on any error nothing of it is visible. Returns the rows loaded.
+    pub fn bulk_load<I>(&self, table: &str, rows: I) -> Result<u64>
+    where
+        I: IntoIterator<Item = Row>,
+    {
+        let rt = self.table_rt_by_name(table)?;
+        let _ddl = rt.ddl.read();
+        let _pin = rt.pin();
+        if rt.dropped.load(Ordering::Acquire) {
+            return Err(Error::NoSuchTable(table.to_string()));
+        }
+        let def = rt.def.read().clone();
+        let xid = self.begin_xid()?;
+        match self.bulk_load_inner(&rt, &def, xid, rows) {
+            Ok(n) => {
+                self.commit_xid(xid)?;
+                Ok(n)
+            }
+            Err(e) => {
+                let _ = self.abort_xid(xid);
+                Err(e)
+            }
+        }
+    }
+
+    pub(super) fn bulk_load_inner<I>(
+        &self,
+        rt: &TableRt,
+        def: &TableDef,
+        xid: u64,
+        rows: I,
+    ) -> Result<u64>
+    where
+        I: IntoIterator<Item = Row>,
+    {
+        struct Builder {
+            part: Arc<Part>,
+            indexes: Vec<Arc<KeyedIndex>>,
+            page: Option<Page>,
+            /// (index number, key hash, slot) of the rows on `page`.
+            index: Vec<(usize, u64, u16)>,
+        }
+        let (layout, bit) = def.write_layout();
+        let natts = def.columns.len() as u16;
+        let header = TupleHeader {
+            natts,
+            ..TupleHeader::new(xid, 0, bit)
+        };
+        let mut builders: HashMap<u16, Builder> = HashMap::new();
+        let mut payload_buf = Vec::new();
+        let mut tuple = Vec::new();
+        let mut n = 0u64;
+        let flush = |b: &mut Builder| -> Result<()> {
+            let Some(mut page) = b.page.take() else {
+                return Ok(());
+            };
+            let heap = b.part.heap();
+            let id = page.id();
+            let page_ref = PageRef {
+                segment: id.segment,
+                table: id.table,
+                block: id.block,
+            };
+            let lsn = self.wal().append(xid, &image_body(page_ref, &page))?;
+            page.set_lsn(lsn);
+            heap.install(page);
+            for (i, ix) in b.indexes.iter().enumerate() {
+                for (_, h, slot) in b.index.iter().filter(|e| e.0 == i) {
+                    ix.map.insert(
+                        *h,
+                        Tid {
+                            block: id.block,
+                            slot: *slot,
+                        },
+                    );
+                }
+            }
+            b.index.clear();
+            Ok(())
+        };
+        for row in rows {
+            let row = coerce_row(def, row)?;
+            payload_buf.clear();
+            encode_row(&row, &mut payload_buf);
+            tuple.clear();
+            tuple.resize(crate::storage::tuple::TUPLE_HEADER_BYTES, 0);
+            header.encode(&mut tuple);
+            tuple.extend_from_slice(&payload_buf);
+            let segment = self.place(layout, def, &row);
+            let b = match builders.get_mut(&segment) {
+                Some(b) => b,
+                None => {
+                    let part = rt.parts.read().get(&segment).cloned().ok_or_else(|| {
+                        Error::InvalidArgument(format!("no part on segment {segment}"))
+                    })?;
+                    let indexes = part.indexes.read().clone();
+                    builders.entry(segment).or_insert(Builder {
+                        indexes,
+                        part,
+                        page: None,
+                        index: Vec::new(),
+                    })
+                }
+            };
+            let mut placed = false;
+            for _ in 0..2 {
+                if b.page.is_none() {
+                    let heap = b.part.heap();
+                    let block = heap.reserve_block();
+                    b.page = Some(Page::new(Node::page_id(
+                        heap.segment(),
+                        heap.table(),
+                        block,
+                    )));
+                }
+                if let Some(slot) = b.page.as_mut().and_then(|p| p.insert(&tuple)) {
+                    for (i, ix) in b.indexes.iter().enumerate() {
+                        b.index.push((i, def.key_hash(&ix.key, &row), slot));
+                    }
+                    placed = true;
+                    break;
+                }
+                flush(b)?;
+            }
+            if !placed {
+                return Err(Error::TupleTooLarge {
+                    len: tuple.len(),
+                    max: crate::storage::page::TUPLE_BYTES_MAX,
+                });
+            }
+            n += 1;
+        }
+        for b in builders.values_mut() {
+            flush(b)?;
+        }
+        Ok(n)
+    }
+}
