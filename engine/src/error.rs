@@ -252,6 +252,9 @@ pub enum Error {
     /// No table has this name.
     #[error("table {0:?} does not exist")]
     NoSuchTable(String),
+    /// A column that the table does not have (by name or position).
+    #[error("column does not exist: {0}")]
+    UndefinedColumn(String),
     /// Waiting for a row lock would close a cycle of waits. Roll the transaction back.
     #[error(
         "deadlock detected: transaction {xid} waits for transaction {holder}, which waits \
@@ -362,6 +365,7 @@ impl Error {
             Error::AlreadyExists(_) => ("duplicate_file", "58P02"),
             Error::TableExists(_) => ("duplicate_table", "42P07"),
             Error::NoSuchTable(_) => ("undefined_table", "42P01"),
+            Error::UndefinedColumn(_) => ("undefined_column", "42703"),
             Error::Deadlock { .. } => ("deadlock_detected", "40P01"),
             Error::LockTimeout { .. } => ("lock_timeout", "55P03"),
             Error::Failpoint(_) => ("failpoint", "XX000"),
@@ -383,7 +387,7 @@ mod tests {
     use super::*;
 
     /// Variants, numbered; a new variant does not compile until it is numbered here.
-    const VARIANTS: usize = 25;
+    const VARIANTS: usize = 26;
     fn index(e: &Error) -> usize {
         match e {
             Error::Io { .. } => 0,
@@ -410,6 +414,7 @@ mod tests {
             Error::Redistribution(_) => 21,
             Error::DmlDrainTimeout { .. } => 22,
             Error::TxnAborted { .. } => 23,
+            Error::UndefinedColumn(_) => 25,
             // (24 is the full-disk flavour of Io, sampled below.)
         }
     }
@@ -466,6 +471,7 @@ mod tests {
             Error::AlreadyExists("d".into()),
             Error::TableExists(s()),
             Error::NoSuchTable(s()),
+            Error::UndefinedColumn(s()),
             Error::Deadlock { xid: 1, holder: 2 },
             Error::LockTimeout {
                 xid: 1,

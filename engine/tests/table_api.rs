@@ -697,3 +697,144 @@ fn a_transaction_handle_moves_between_threads() {
     reader.rollback().unwrap();
     drop(node);
 }
+
+/// Reads `acct` through scan cursors of `batch` rows over `segments` (each its own cursor,
+/// `None`: one cursor over all), returning (id, balance) sorted by id and the batch count.
+fn cursor_rows(
+    tx: &mut segexpand_engine::Txn,
+    batch: usize,
+    segments: Option<Vec<Vec<u16>>>,
+) -> (Vec<(i64, i64)>, usize) {
+    use segexpand_engine::ScanOptions;
+    let groups: Vec<Option<Vec<u16>>> = match segments {
+        None => vec![None],
+        Some(g) => g.into_iter().map(Some).collect(),
+    };
+    let opts = ScanOptions {
+        batch_rows: batch,
+        // Projection: balance first, then id; a predicate dropping nothing.
+        columns: Some(vec![1, 0]),
+        filter: Some(Arc::new(|r: &[Value]| r[1].as_int().is_some())),
+        ..Default::default()
+    };
+    // One snapshot for every cursor; each read on a thread of its own.
+    let cursors = tx.scan_cursors("acct", opts, &groups).unwrap();
+    let per_cursor: Vec<(Vec<(i64, i64)>, usize)> = std::thread::scope(|s| {
+        let handles: Vec<_> = cursors
+            .into_iter()
+            .map(|mut c| {
+                s.spawn(move || {
+                    assert_eq!(c.column_names(), vec!["v".to_string(), "id".to_string()]);
+                    let (mut rows, mut batches) = (Vec::new(), 0);
+                    while let Some(b) = c.next_batch().unwrap() {
+                        assert!(!b.is_empty() && b.len() <= batch, "{} rows", b.len());
+                        batches += 1;
+                        rows.extend(
+                            b.iter()
+                                .map(|r| (r[1].as_int().unwrap(), r[0].as_int().unwrap())),
+                        );
+                    }
+                    (rows, batches)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut rows = Vec::new();
+    let mut batches = 0;
+    for (r, b) in per_cursor {
+        rows.extend(r);
+        batches += b;
+    }
+    rows.sort_unstable();
+    (rows, batches)
+}
+
+#[test]
+fn a_scan_cursor_reads_in_batches_while_writers_run_and_matches_the_scan() {
+    let (_vfs, node) = mem_node(3);
+    let n = 3000;
+    accounts(&node, n, 100);
+    let stop = Arc::new(AtomicBool::new(false));
+    let committed = Arc::new(AtomicU64::new(0));
+    let writers: Vec<_> = (0..2)
+        .map(|w| {
+            let (node, stop, committed) = (node.clone(), stop.clone(), committed.clone());
+            std::thread::spawn(move || {
+                let mut i: i64 = w;
+                while !stop.load(Ordering::Relaxed) {
+                    // A transfer: the total stays n * 100 at every snapshot.
+                    let (a, b) = ((i * 7919) % n, (i * 104_729 + 1) % n);
+                    i += 2;
+                    if a == b {
+                        continue;
+                    }
+                    let mut tx = node.begin().unwrap();
+                    let moved = tx
+                        .update("acct", &[Value::Int8(a)], add(-3))
+                        .and_then(|x| Ok((x, tx.update("acct", &[Value::Int8(b)], add(3))?)));
+                    match moved {
+                        Ok(counts) => {
+                            assert_eq!(counts, (1, 1), "rows {a} and {b} updated once each");
+                            tx.commit().unwrap();
+                            committed.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(Error::RowLocked { .. }) | Err(Error::LockTimeout { .. }) => {
+                            tx.rollback().unwrap()
+                        }
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    // Cursors while the writers run: each sees one snapshot, so every row once and the
+    // total exact, in many batches.
+    let mut rounds = 0;
+    while rounds < 20 || committed.load(Ordering::Relaxed) < 50 {
+        let mut tx = node.begin().unwrap();
+        let per_segment = rounds % 2 == 1;
+        let segs = per_segment.then(|| vec![vec![0], vec![1, 2]]);
+        let (rows, batches) = cursor_rows(&mut tx, 64, segs);
+        let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
+        assert_eq!(ids, (0..n).collect::<Vec<_>>(), "every row once");
+        assert_eq!(
+            rows.iter().map(|r| r.1).sum::<i64>(),
+            n * 100,
+            "total exact"
+        );
+        let groups = if per_segment { 2 } else { 1 };
+        assert!(
+            batches <= (n as usize).div_ceil(64) + groups && batches >= (n as usize) / 64,
+            "read in batches of at most 64 rows: {batches}"
+        );
+        tx.commit().unwrap();
+        rounds += 1;
+    }
+    stop.store(true, Ordering::Relaxed);
+    for w in writers {
+        w.join().unwrap();
+    }
+    // With the writers stopped, the cursor's rows are exactly the scan's.
+    let mut tx = node.begin().unwrap();
+    let mut scanned: Vec<(i64, i64)> = tx
+        .scan("acct", None)
+        .unwrap()
+        .iter()
+        .map(|r| (r[0].as_int().unwrap(), balance(r)))
+        .collect();
+    scanned.sort_unstable();
+    assert_eq!(cursor_rows(&mut tx, 1000, None).0, scanned);
+    assert!(
+        scanned.iter().any(|r| r.1 != 100),
+        "the writers changed rows"
+    );
+    // Bad options are refused when the cursor opens.
+    let bad = segexpand_engine::ScanOptions {
+        columns: Some(vec![2]),
+        ..Default::default()
+    };
+    let e = tx.scan_cursor("acct", bad).unwrap_err();
+    assert!(matches!(e, Error::UndefinedColumn(_)), "{e}");
+    assert_eq!(e.sqlstate(), "42703");
+}

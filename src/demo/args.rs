@@ -2,7 +2,7 @@
 //! at parse time, naming its bounds) and the check of what the flags alone show to be
 //! pointless, made before the data directory is touched.
 
-use super::{bad, datadir, DirState, Error, RealVfs};
+use super::{bad, inspect_dir, DirState, Error, RealVfs};
 use std::path::PathBuf;
 
 /// Most rows `--rows` may ask for.
@@ -113,7 +113,7 @@ pub(super) fn check_args(a: &DemoArgs) -> Result<(), Error> {
     }
     let new = a.fresh
         || matches!(
-            datadir::inspect(&RealVfs, &a.dir)?,
+            inspect_dir(&RealVfs, &a.dir)?,
             DirState::Missing | DirState::Empty | DirState::CreateInterrupted
         );
     if new {

@@ -37,7 +37,7 @@
 // The engine's API as the demo uses it, named in this one place: the submodules take
 // these names from here (`use super::...`), so a path re-pointed in the engine is an
 // edit of this block only.
-use segexpand_engine::datadir;
+use segexpand_engine::inspect as inspect_dir;
 use segexpand_engine::redistribute::{BatchLimits, MoveCounts};
 use segexpand_engine::verify::verify_dir;
 use segexpand_engine::vfs::RealVfs;

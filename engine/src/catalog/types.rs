@@ -169,6 +169,9 @@ impl Type {
     }
 }
 
+/// A row: one value per column.
+pub type Row = Vec<Value>;
+
 /// A value of a column.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {

@@ -33,7 +33,8 @@ mod part;
 mod redo;
 mod segments;
 mod tuples;
-pub(crate) use part::{Part, TableRt};
+pub use part::Part;
+pub(crate) use part::TableRt;
 pub use prune::PruneStats;
 pub(crate) use tuples::{set_bits_in_place, Claim};
 mod checkpoint;
@@ -181,14 +182,18 @@ impl Node {
             .ok_or_else(|| Error::NoSuchTable(name.to_string()))
     }
 
-    /// The WAL (for statistics and benchmarks).
-    pub fn wal(&self) -> &Wal {
-        &self.wal
+    raw! {
+        /// The WAL (for statistics and benchmarks).
+        pub fn wal(&self) -> &Wal {
+            &self.wal
+        }
     }
 
-    /// The commit log.
-    pub fn clog(&self) -> &Clog {
-        &self.clog
+    raw! {
+        /// The commit log.
+        pub fn clog(&self) -> &Clog {
+            &self.clog
+        }
     }
 
     /// The options the node runs with.
@@ -201,25 +206,31 @@ impl Node {
         &self.vfs
     }
 
-    /// The transaction manager (running transactions, snapshots, lock waits).
-    pub fn txn_manager(&self) -> &TxnManager {
-        &self.txns
+    raw! {
+        /// The transaction manager (running transactions, snapshots, lock waits).
+        pub fn txn_manager(&self) -> &TxnManager {
+            &self.txns
+        }
     }
 
-    /// Arms the failpoint `name` (one of [`crate::failpoint::FAILPOINTS`]) to fire
-    /// `action` at its `skip + 1`-th hit.
-    pub fn arm_failpoint(
-        &self,
-        name: &str,
-        action: crate::failpoint::FailAction,
-        skip: u64,
-    ) -> Result<()> {
-        self.failpoints.arm(name, action, skip)
+    raw! {
+        /// Arms the failpoint `name` (one of [`crate::failpoint::FAILPOINTS`]) to fire
+        /// `action` at its `skip + 1`-th hit.
+        pub fn arm_failpoint(
+            &self,
+            name: &str,
+            action: crate::failpoint::FailAction,
+            skip: u64,
+        ) -> Result<()> {
+            self.failpoints.arm(name, action, skip)
+        }
     }
 
-    /// Disarms every failpoint.
-    pub fn clear_failpoints(&self) {
-        self.failpoints.clear();
+    raw! {
+        /// Disarms every failpoint.
+        pub fn clear_failpoints(&self) {
+            self.failpoints.clear();
+        }
     }
 
     /// Passes the failpoint `name`: fails if it is armed and due (poisoning the node for
@@ -264,12 +275,14 @@ impl Node {
         self.poison.is_set()
     }
 
-    /// The identity of a block (for tools).
-    pub fn page_id(segment: u16, table: u32, block: u32) -> PageId {
-        PageId {
-            segment,
-            table,
-            block,
+    raw! {
+        /// The identity of a block (for tools).
+        pub fn page_id(segment: u16, table: u32, block: u32) -> PageId {
+            PageId {
+                segment,
+                table,
+                block,
+            }
         }
     }
 }

@@ -37,9 +37,11 @@ pub struct Part {
 }
 
 impl Part {
-    /// The heap.
-    pub fn heap(&self) -> &Arc<Heap> {
-        &self.heap
+    raw! {
+        /// The heap.
+        pub fn heap(&self) -> &Arc<Heap> {
+            &self.heap
+        }
     }
 
     /// Adds a version of `row` at `tid` to every index.
@@ -165,19 +167,23 @@ impl Node {
         self.table_rt(id)
     }
 
-    /// Table `table` on `segment`.
-    pub fn part(&self, segment: u16, table: u32) -> Result<Arc<Part>> {
-        self.table_rt(table)?
-            .parts
-            .read()
-            .get(&segment)
-            .cloned()
-            .ok_or_else(|| Error::InvalidArgument(format!("no table {table} on segment {segment}")))
+    raw! {
+        /// Table `table` on `segment`.
+        pub fn part(&self, segment: u16, table: u32) -> Result<Arc<Part>> {
+            self.table_rt(table)?
+                .parts
+                .read()
+                .get(&segment)
+                .cloned()
+                .ok_or_else(|| Error::InvalidArgument(format!("no table {table} on segment {segment}")))
+        }
     }
 
-    /// The heap of `table` on `segment`.
-    pub fn heap(&self, segment: u16, table: u32) -> Result<Arc<Heap>> {
-        Ok(self.part(segment, table)?.heap.clone())
+    raw! {
+        /// The heap of `table` on `segment`.
+        pub fn heap(&self, segment: u16, table: u32) -> Result<Arc<Heap>> {
+            Ok(self.part(segment, table)?.heap.clone())
+        }
     }
 
     /// Every (table, part) of the node.
@@ -279,13 +285,18 @@ impl Node {
         let before: Vec<usize> = ixs.iter().map(|ix| ix.map.len()).collect();
         let mut row = Vec::new();
         let heap = &part.heap;
+        let mut entries: Vec<Vec<(u64, Tid)>> = vec![Vec::new(); ixs.len()];
         let built = heapwalk::for_each(heap, |t| {
             heapwalk::decode_row(heap, t, def.column_types(), &mut row)?;
-            for ix in ixs {
-                ix.map.insert(def.key_hash(&ix.key, &row), t.tid);
+            for (ix, e) in ixs.iter().zip(entries.iter_mut()) {
+                e.push((def.key_hash(&ix.key, &row), t.tid));
             }
             Ok(ControlFlow::Continue(()))
         });
+        for (ix, e) in ixs.iter().zip(&entries) {
+            ix.map.reserve(e.len());
+            ix.map.insert_many(e);
+        }
         if let Err(e) = &built {
             log::error!(
                 "{}: key index not built from every tuple ({e}); lookups on segment {} of \

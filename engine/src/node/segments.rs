@@ -70,25 +70,27 @@ impl Node {
         Ok(())
     }
 
-    /// Creates a raw table (no columns: payloads are opaque bytes, placed by the caller on
-    /// any segment) with a heap and a VM file in every segment; returns its id. The
-    /// storage-level tests use raw tables; applications use [`Node::create_table`].
-    pub fn create_raw_table(&self, name: &str) -> Result<u32> {
-        let segments = self.segments().len() as u16;
-        self.create_table_def(TableDef {
-            id: 0,
-            name: name.to_string(),
-            columns: Vec::new(),
-            layout: crate::catalog::Layout {
-                key: Vec::new(),
-                segments,
-                placement: crate::catalog::hash::Placement::Jump,
-            },
-            layout_version: 1,
-            migration_bit: false,
-            redistribution: None,
-            epoch: 0,
-        })
+    raw! {
+        /// Creates a raw table (no columns: payloads are opaque bytes, placed by the caller on
+        /// any segment) with a heap and a VM file in every segment; returns its id. The
+        /// storage-level tests use raw tables; applications use [`Node::create_table`].
+        pub fn create_raw_table(&self, name: &str) -> Result<u32> {
+            let segments = self.segments().len() as u16;
+            self.create_table_def(TableDef {
+                id: 0,
+                name: name.to_string(),
+                columns: Vec::new(),
+                layout: crate::catalog::Layout {
+                    key: Vec::new(),
+                    segments,
+                    placement: crate::catalog::hash::Placement::Jump,
+                },
+                layout_version: 1,
+                migration_bit: false,
+                redistribution: None,
+                epoch: 0,
+            })
+        }
     }
 
     /// Logs and applies a new table definition (its id is assigned here); returns the id.

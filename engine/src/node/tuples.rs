@@ -16,63 +16,71 @@ use crate::wal::SyncPolicy;
 use std::ops::ControlFlow;
 
 impl Node {
-    /// Starts a storage-level transaction; returns its id. Applications use
-    /// [`Node::begin`], which wraps this in a [`crate::Txn`].
-    pub fn begin_xid(&self) -> Result<u64> {
-        self.poison.check()?;
-        if self.txns.next_xid() >= crate::txn::clog::XID_LIMIT {
-            return Err(Error::InvalidArgument(format!(
-                "transaction ids are exhausted (the commit log holds {} of them)",
-                crate::txn::clog::XID_LIMIT
-            )));
+    raw! {
+        /// Starts a storage-level transaction; returns its id. Applications use
+        /// [`Node::begin`], which wraps this in a [`crate::Txn`].
+        pub fn begin_xid(&self) -> Result<u64> {
+            self.poison.check()?;
+            if self.txns.next_xid() >= crate::txn::clog::XID_LIMIT {
+                return Err(Error::InvalidArgument(format!(
+                    "transaction ids are exhausted (the commit log holds {} of them)",
+                    crate::txn::clog::XID_LIMIT
+                )));
+            }
+            Ok(self.txns.begin())
         }
-        Ok(self.txns.begin())
     }
 
-    /// The status of a transaction.
-    pub fn xid_status(&self, xid: u64) -> XidStatus {
-        self.clog.get(xid)
+    raw! {
+        /// The status of a transaction.
+        pub fn xid_status(&self, xid: u64) -> XidStatus {
+            self.clog.get(xid)
+        }
     }
 
-    /// Whether a tuple version is live for "latest committed state" readers: inserted by a
-    /// committed transaction and not deleted by one.
-    pub fn is_live(&self, h: &TupleHeader) -> bool {
-        self.clog.get(h.xmin) == XidStatus::Committed
-            && (h.xmax == 0
-                || h.flags & crate::storage::tuple::FLAG_LOCK_ONLY != 0
-                || self.clog.get(h.xmax) != XidStatus::Committed)
+    raw! {
+        /// Whether a tuple version is live for "latest committed state" readers: inserted by a
+        /// committed transaction and not deleted by one.
+        pub fn is_live(&self, h: &TupleHeader) -> bool {
+            self.clog.get(h.xmin) == XidStatus::Committed
+                && (h.xmax == 0
+                    || h.flags & crate::storage::tuple::FLAG_LOCK_ONLY != 0
+                    || self.clog.get(h.xmax) != XidStatus::Committed)
+        }
     }
 
-    /// Inserts a tuple version by `xid` (command `cid`) into `table` on `segment`. For a
-    /// table with columns, `payload` must be an encoded row ([`crate::catalog::types::encode_row`]).
-    pub fn insert(
-        &self,
-        xid: u64,
-        cid: u32,
-        segment: u16,
-        table: u32,
-        migration_bit: bool,
-        payload: &[u8],
-    ) -> Result<Tid> {
-        let part = self.part(segment, table)?;
-        let def = self.table_rt(table)?.def.read().clone();
-        let row = if def.columns.is_empty() {
-            None
-        } else {
-            Some(
-                crate::catalog::types::decode_row(def.column_types(), payload).ok_or_else(
-                    || {
-                        Error::InvalidArgument(format!(
-                            "payload is not a row of table {:?}",
-                            def.name
-                        ))
-                    },
-                )?,
-            )
-        };
-        let natts = def.columns.len() as u16;
-        let index = row.as_deref().map(|r| (&*def, r));
-        self.insert_tuple(xid, cid, &part, migration_bit, natts, payload, index)
+    raw! {
+        /// Inserts a tuple version by `xid` (command `cid`) into `table` on `segment`. For a
+        /// table with columns, `payload` must be an encoded row ([`crate::catalog::types::encode_row`]).
+        pub fn insert(
+            &self,
+            xid: u64,
+            cid: u32,
+            segment: u16,
+            table: u32,
+            migration_bit: bool,
+            payload: &[u8],
+        ) -> Result<Tid> {
+            let part = self.part(segment, table)?;
+            let def = self.table_rt(table)?.def.read().clone();
+            let row = if def.columns.is_empty() {
+                None
+            } else {
+                Some(
+                    crate::catalog::types::decode_row(def.column_types(), payload).ok_or_else(
+                        || {
+                            Error::InvalidArgument(format!(
+                                "payload is not a row of table {:?}",
+                                def.name
+                            ))
+                        },
+                    )?,
+                )
+            };
+            let natts = def.columns.len() as u16;
+            let index = row.as_deref().map(|r| (&*def, r));
+            self.insert_tuple(xid, cid, &part, migration_bit, natts, payload, index)
+        }
     }
 
     /// Inserts a tuple into `part` and, given the row it encodes, adds it to the part's
@@ -139,28 +147,30 @@ impl Node {
         }
     }
 
-    /// Sets `xmax`/`cmax`/`flags` of a tuple version (delete or lock) without waiting:
-    /// fails if another transaction holds the tuple. Applications use [`crate::Txn`],
-    /// which waits for row locks.
-    pub fn set_xmax(
-        &self,
-        xid: u64,
-        cid: u32,
-        segment: u16,
-        table: u32,
-        tid: Tid,
-        flags_set: u16,
-    ) -> Result<()> {
-        let part = self.part(segment, table)?;
-        match self.claim_version(xid, cid, &part, tid, flags_set, None)? {
-            Claim::Claimed => Ok(()),
-            Claim::Busy(holder) => Err(Error::RowLocked {
-                row: format!("{tid:?} of table {table} on segment {segment}"),
-                holder,
-            }),
-            Claim::Ended { .. } => Err(Error::InvalidArgument(format!(
-                "tuple {tid:?} is already deleted or updated"
-            ))),
+    raw! {
+        /// Sets `xmax`/`cmax`/`flags` of a tuple version (delete or lock) without waiting:
+        /// fails if another transaction holds the tuple. Applications use [`crate::Txn`],
+        /// which waits for row locks.
+        pub fn set_xmax(
+            &self,
+            xid: u64,
+            cid: u32,
+            segment: u16,
+            table: u32,
+            tid: Tid,
+            flags_set: u16,
+        ) -> Result<()> {
+            let part = self.part(segment, table)?;
+            match self.claim_version(xid, cid, &part, tid, flags_set, None)? {
+                Claim::Claimed => Ok(()),
+                Claim::Busy(holder) => Err(Error::RowLocked {
+                    row: format!("{tid:?} of table {table} on segment {segment}"),
+                    holder,
+                }),
+                Claim::Ended { .. } => Err(Error::InvalidArgument(format!(
+                    "tuple {tid:?} is already deleted or updated"
+                ))),
+            }
         }
     }
 
@@ -251,18 +261,20 @@ impl Node {
         Ok(Claim::Claimed)
     }
 
-    /// Commits `xid`. Under [`SyncPolicy::EveryCommit`] it returns once the commit
-    /// record is durable (sharing an fsync with concurrent commits). If the commit cannot
-    /// be made durable the transaction is not committed (and the node is poisoned).
-    pub fn commit_xid(&self, xid: u64) -> Result<()> {
-        let r = self.commit_inner(xid);
-        if r.is_err() {
-            // Not durable, so not committed: waiters must see it end (as aborted).
-            self.clog.set(xid, XidStatus::Aborted);
+    raw! {
+        /// Commits `xid`. Under [`SyncPolicy::EveryCommit`] it returns once the commit
+        /// record is durable (sharing an fsync with concurrent commits). If the commit cannot
+        /// be made durable the transaction is not committed (and the node is poisoned).
+        pub fn commit_xid(&self, xid: u64) -> Result<()> {
+            let r = self.commit_inner(xid);
+            if r.is_err() {
+                // Not durable, so not committed: waiters must see it end (as aborted).
+                self.clog.set(xid, XidStatus::Aborted);
+            }
+            self.txns.end(xid);
+            r?;
+            self.maybe_checkpoint()
         }
-        self.txns.end(xid);
-        r?;
-        self.maybe_checkpoint()
     }
 
     pub(super) fn commit_inner(&self, xid: u64) -> Result<()> {
@@ -276,17 +288,19 @@ impl Node {
         Ok(())
     }
 
-    /// Aborts `xid`: its changes stay on the pages but are never visible. The abort is
-    /// recorded in memory even if its WAL record cannot be written (recovery aborts
-    /// every transaction without a commit record anyway).
-    pub fn abort_xid(&self, xid: u64) -> Result<()> {
-        let r = {
-            let _gate = self.commit_gate.read();
-            self.wal.append(xid, &Body::Abort)
-        };
-        self.clog.set(xid, XidStatus::Aborted);
-        self.txns.end(xid);
-        r.map(|_| ())
+    raw! {
+        /// Aborts `xid`: its changes stay on the pages but are never visible. The abort is
+        /// recorded in memory even if its WAL record cannot be written (recovery aborts
+        /// every transaction without a commit record anyway).
+        pub fn abort_xid(&self, xid: u64) -> Result<()> {
+            let r = {
+                let _gate = self.commit_gate.read();
+                self.wal.append(xid, &Body::Abort)
+            };
+            self.clog.set(xid, XidStatus::Aborted);
+            self.txns.end(xid);
+            r.map(|_| ())
+        }
     }
 
     pub(super) fn maybe_checkpoint(&self) -> Result<()> {
@@ -301,45 +315,51 @@ impl Node {
         Ok(())
     }
 
-    /// Reads the tuple at `tid`: header and payload, whatever its visibility; `None` for
-    /// an unused slot. A tuple that does not decode is [`Error::Corruption`].
-    pub fn read_tuple(
-        &self,
-        segment: u16,
-        table: u32,
-        tid: Tid,
-    ) -> Result<Option<(TupleHeader, Vec<u8>)>> {
-        let heap = self.heap(segment, table)?;
-        let cp = heap.page(tid.block)?;
-        let p = cp.page.read();
-        Ok(heapwalk::tuple_at(&heap, &p, tid.slot)?.map(|t| (t.header, t.payload.to_vec())))
+    raw! {
+        /// Reads the tuple at `tid`: header and payload, whatever its visibility; `None` for
+        /// an unused slot. A tuple that does not decode is [`Error::Corruption`].
+        pub fn read_tuple(
+            &self,
+            segment: u16,
+            table: u32,
+            tid: Tid,
+        ) -> Result<Option<(TupleHeader, Vec<u8>)>> {
+            let heap = self.heap(segment, table)?;
+            let cp = heap.page(tid.block)?;
+            let p = cp.page.read();
+            Ok(heapwalk::tuple_at(&heap, &p, tid.slot)?.map(|t| (t.header, t.payload.to_vec())))
+        }
     }
 
-    /// Calls `f` for every tuple version of `table` on `segment` (header and payload), in
-    /// block order. Stops at the first error: an unreadable page, or a tuple that does
-    /// not decode ([`crate::storage::heapwalk`]).
-    pub fn for_each_tuple(
-        &self,
-        segment: u16,
-        table: u32,
-        mut f: impl FnMut(Tid, &TupleHeader, &[u8]),
-    ) -> Result<()> {
-        let heap = self.heap(segment, table)?;
-        heapwalk::for_each(&heap, |t| {
-            f(t.tid, &t.header, t.payload);
-            Ok(ControlFlow::Continue(()))
-        })
+    raw! {
+        /// Calls `f` for every tuple version of `table` on `segment` (header and payload), in
+        /// block order. Stops at the first error: an unreadable page, or a tuple that does
+        /// not decode ([`crate::storage::heapwalk`]).
+        pub fn for_each_tuple(
+            &self,
+            segment: u16,
+            table: u32,
+            mut f: impl FnMut(Tid, &TupleHeader, &[u8]),
+        ) -> Result<()> {
+            let heap = self.heap(segment, table)?;
+            heapwalk::for_each(&heap, |t| {
+                f(t.tid, &t.header, t.payload);
+                Ok(ControlFlow::Continue(()))
+            })
+        }
     }
 
-    /// The payloads of all live tuples of `table` on `segment` (latest committed state).
-    pub fn scan_committed(&self, segment: u16, table: u32) -> Result<Vec<(Tid, Vec<u8>)>> {
-        let mut out = Vec::new();
-        self.for_each_tuple(segment, table, |tid, h, payload| {
-            if self.is_live(h) {
-                out.push((tid, payload.to_vec()));
-            }
-        })?;
-        Ok(out)
+    raw! {
+        /// The payloads of all live tuples of `table` on `segment` (latest committed state).
+        pub fn scan_committed(&self, segment: u16, table: u32) -> Result<Vec<(Tid, Vec<u8>)>> {
+            let mut out = Vec::new();
+            self.for_each_tuple(segment, table, |tid, h, payload| {
+                if self.is_live(h) {
+                    out.push((tid, payload.to_vec()));
+                }
+            })?;
+            Ok(out)
+        }
     }
 }
 

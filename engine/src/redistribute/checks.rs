@@ -17,8 +17,8 @@ impl Node {
     ///   live row on `h_L(key)` with the current bit);
     /// - a block whose VM bit is set holds no live version with the old bit (invariant 3).
     ///
-    /// A tuple that does not decode is an [`Error::Corruption`], as for every reader
-    /// ([`crate::storage::heapwalk`]), not a problem in the list.
+    /// A tuple that does not decode is an [`crate::Error::Corruption`], as for every
+    /// reader (the one heap walk), not a problem in the list.
     pub fn check_placement(&self, table: &str) -> Result<Vec<String>> {
         let rt = self.table_rt_by_name(table)?;
         let def = rt.def.read().clone();

@@ -174,7 +174,7 @@ impl Node {
             // Classify the block's old-bit versions under its read lock.
             let mut stays: Vec<u16> = Vec::new();
             let mut stay_bytes = 0u64;
-            let mut moves: Vec<(u16, u16, Vec<u8>, crate::table::Row)> = Vec::new();
+            let mut moves: Vec<(u16, u16, Vec<u8>, crate::catalog::types::Row)> = Vec::new();
             {
                 let cp = heap.page(block)?;
                 let p = cp.page.read();

@@ -107,10 +107,14 @@ impl Node {
                     let created = part.set_index_keys(&keys);
                     self.build_indexes(new, part, &created);
                 }
-                Self::presize_target_indexes(rt, &def.layout, new);
             })
         })
-        .map(|((), r)| r)
+        .map(|((), r)| {
+            // After DML is let go: sizing the target indexes allocates and copies, and
+            // no statement needs to wait for that (the mover has not started).
+            Self::presize_target_indexes(rt, &def.layout, &rt.def.read());
+            r
+        })
     }
 
     /// Cancels a redistribution, online: rows move back to the old layout (the mover

@@ -86,15 +86,19 @@ impl Node {
             page.set_lsn(lsn);
             heap.install(page);
             for (i, ix) in b.indexes.iter().enumerate() {
-                for (_, h, slot) in b.index.iter().filter(|e| e.0 == i) {
-                    ix.map.insert(
-                        *h,
-                        Tid {
+                let entries: Vec<(u64, Tid)> = b
+                    .index
+                    .iter()
+                    .filter(|e| e.0 == i)
+                    .map(|(_, h, slot)| {
+                        let tid = Tid {
                             block: id.block,
                             slot: *slot,
-                        },
-                    );
-                }
+                        };
+                        (*h, tid)
+                    })
+                    .collect();
+                ix.map.insert_many(&entries);
             }
             b.index.clear();
             Ok(())

@@ -60,15 +60,16 @@ use crate::txn::Snapshot;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+mod cursor;
 mod ddl;
 mod load;
 mod read;
 mod spec;
 mod write;
+pub use cursor::{Cursor, RowFilter, ScanOptions, BATCH_ROWS_DEFAULT};
 pub use spec::TableSpec;
 
-/// A row: one value per column.
-pub type Row = Vec<Value>;
+pub use crate::catalog::types::Row;
 
 /// A WHERE clause: true for the rows a statement is about.
 pub type Predicate<'a> = &'a dyn Fn(&[Value]) -> bool;
@@ -85,6 +86,8 @@ pub struct Txn {
     xid: u64,
     cid: u32,
     failed: Option<String>,
+    /// Set by a scan cursor whose batch failed (cursors hold no borrow to set `failed`).
+    cursor_failed: Arc<std::sync::OnceLock<String>>,
     done: bool,
     waits: std::cell::Cell<u64>,
 }
@@ -97,7 +100,7 @@ impl std::fmt::Debug for Txn {
 
 /// What a statement works on: the table, held against DROP/TRUNCATE while it runs.
 struct Stmt<'r> {
-    rt: &'r TableRt,
+    rt: &'r Arc<TableRt>,
     def: Arc<TableDef>,
     snap: Snapshot,
     /// A DML statement's layout pin; given up while it waits for a row lock.
@@ -136,6 +139,7 @@ impl Node {
             xid: self.begin_xid()?,
             cid: 0,
             failed: None,
+            cursor_failed: Arc::default(),
             done: false,
             waits: std::cell::Cell::new(0),
         })
@@ -170,6 +174,7 @@ impl Txn {
         dml: bool,
         f: impl FnOnce(&mut Self, &Stmt<'_>) -> Result<T>,
     ) -> Result<T> {
+        self.take_cursor_failure();
         if let Some(cause) = &self.failed {
             return Err(Error::TxnAborted {
                 xid: self.xid,
@@ -216,9 +221,17 @@ impl Txn {
         guard
     }
 
+    /// A scan cursor's failed batch fails the transaction, as a failed statement does.
+    fn take_cursor_failure(&mut self) {
+        if self.failed.is_none() {
+            self.failed = self.cursor_failed.get().cloned();
+        }
+    }
+
     /// Commits. If an earlier statement failed, rolls back instead and says why.
     pub fn commit(mut self) -> Result<()> {
         self.done = true;
+        self.take_cursor_failure();
         if let Some(cause) = self.failed.take() {
             self.node.abort_xid(self.xid)?;
             return Err(Error::TxnAborted {

@@ -1,6 +1,6 @@
 //! The I/O seam: every file operation of the engine goes through [`Vfs`] and [`VFile`].
 //!
-//! [`RealVfs`] is the operating system. [`SimVfs`] is an in-memory file system for tests
+//! [`RealVfs`] is the operating system. `SimVfs` (with the `testing` feature) is an in-memory file system for tests
 //! that models what survives a crash (only synced data and synced directory entries),
 //! can tear the last write at a 512-byte boundary, fails a chosen operation with EIO or
 //! ENOSPC, and counts operations so a test can crash after each one in turn.
@@ -8,9 +8,11 @@
 //! Architecture invariant: no other module of the engine touches `std::fs`.
 
 mod real;
+#[cfg(any(test, feature = "testing"))]
 mod sim;
 
 pub use real::RealVfs;
+#[cfg(any(test, feature = "testing"))]
 pub use sim::{CrashMode, FailKind, OpClass, SimVfs, SECTOR_BYTES};
 
 use std::io;
