@@ -188,15 +188,18 @@ impl Txn {
         Ok(())
     }
 
-    /// Calls `f` with every row this statement sees, segment by segment. `f` runs under a
-    /// page's read lock: it must not call back into the node. Returns the rows seen.
+    /// Calls `f` with every row this statement sees, segment by segment, through a scan
+    /// cursor: `f` runs outside every lock. Returns the rows seen.
     pub fn scan_with(&mut self, table: &str, mut f: impl FnMut(&[Value])) -> Result<u64> {
-        self.statement(table, false, |tx, st| {
-            tx.scan_found(st, |_, _, row| {
+        let mut cursor = self.scan_cursor(table, super::ScanOptions::default())?;
+        let mut n = 0;
+        while let Some(batch) = cursor.next_batch()? {
+            for row in &batch {
                 f(row);
-                true
-            })
-        })
+            }
+            n += batch.len() as u64;
+        }
+        Ok(n)
     }
 
     /// Visits the visible rows; `f` returns false to stop.
