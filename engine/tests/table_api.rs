@@ -837,4 +837,54 @@ fn a_scan_cursor_reads_in_batches_while_writers_run_and_matches_the_scan() {
     let e = tx.scan_cursor("acct", bad).unwrap_err();
     assert!(matches!(e, Error::UndefinedColumn(_)), "{e}");
     assert_eq!(e.sqlstate(), "42703");
+    // A failed statement fails the transaction; the rest is checked in a new one.
+    assert!(matches!(
+        tx.scan("acct", None),
+        Err(Error::TxnAborted { .. })
+    ));
+    drop(tx);
+    for segments in [vec![0, 0], vec![3], vec![u16::MAX]] {
+        let mut tx = node.begin().unwrap();
+        let bad = segexpand_engine::ScanOptions {
+            segments: Some(segments.clone()),
+            ..Default::default()
+        };
+        let e = tx.scan_cursor("acct", bad).unwrap_err();
+        assert!(matches!(e, Error::InvalidArgument(_)), "{segments:?}: {e}");
+    }
+    // No segments: nothing to read; a huge batch size: one batch of every row.
+    let mut tx = node.begin().unwrap();
+    let none = segexpand_engine::ScanOptions {
+        segments: Some(vec![]),
+        ..Default::default()
+    };
+    assert!(tx
+        .scan_cursor("acct", none)
+        .unwrap()
+        .next_batch()
+        .unwrap()
+        .is_none());
+    let all = segexpand_engine::ScanOptions {
+        batch_rows: usize::MAX,
+        ..Default::default()
+    };
+    let mut c = tx.scan_cursor("acct", all).unwrap();
+    assert_eq!(c.next_batch().unwrap().map(|b| b.len()), Some(n as usize));
+    assert!(c.next_batch().unwrap().is_none());
+    drop(c);
+    tx.commit().unwrap();
+    // A table dropped between two batches: the next batch says so, and the transaction
+    // that read it cannot commit as if the scan had finished.
+    let mut tx = node.begin().unwrap();
+    let small = segexpand_engine::ScanOptions {
+        batch_rows: 10,
+        ..Default::default()
+    };
+    let mut c = tx.scan_cursor("acct", small).unwrap();
+    assert_eq!(c.next_batch().unwrap().map(|b| b.len()), Some(10));
+    node.drop_table("acct").unwrap();
+    let e = c.next_batch().unwrap_err();
+    assert!(matches!(e, Error::NoSuchTable(_)), "{e}");
+    drop(c);
+    assert!(matches!(tx.commit(), Err(Error::TxnAborted { .. })));
 }

@@ -194,13 +194,14 @@ impl KeyIndex {
 
     /// Calls `f` once for every distinct tuple id under `hash` (an id entered twice is
     /// one version: see [`KeyIndex::insert`]). The ids are those under `hash` at one
-    /// instant; `f` runs on a copy of them, outside any lock, and may read pages.
+    /// instant. `f` runs under an epoch guard, which is not a lock: it only keeps the
+    /// value it reads from being freed, so `f` may read pages and writers go on.
     pub fn for_each(&self, hash: u64, mut f: impl FnMut(Tid)) {
-        let tids = match self.map.pin().get(&hash) {
-            None => return,
-            Some(Tids::One(t)) => return f(*t),
-            Some(Tids::Many(v)) => v.clone(),
+        let map = self.map.pin();
+        let Some(tids) = map.get(&hash) else {
+            return;
         };
+        let tids = tids.as_slice();
         for (i, t) in tids.iter().enumerate() {
             if !tids.get(..i).is_some_and(|seen| seen.contains(t)) {
                 f(*t);

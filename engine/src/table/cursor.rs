@@ -154,8 +154,13 @@ fn cursor_segments(st: &Stmt<'_>, opts: &ScanOptions) -> Result<Vec<(u16, u32)>>
         None => (0..all).collect(),
         Some(s) => s.clone(),
     };
-    let mut out = Vec::with_capacity(wanted.len());
+    let mut out: Vec<(u16, u32)> = Vec::with_capacity(wanted.len());
     for s in wanted {
+        if out.iter().any(|(seen, _)| *seen == s) {
+            return Err(Error::InvalidArgument(format!(
+                "segment {s} named twice: its rows would be returned twice"
+            )));
+        }
         if s >= all {
             return Err(Error::InvalidArgument(format!(
                 "segment {s}: table {:?} spans segments 0..{all}",
@@ -185,6 +190,11 @@ impl Cursor<'_> {
             0 => BATCH_ROWS_DEFAULT,
             n => n,
         };
+        // A dropped table ends the scan at the next batch, even one that rows already
+        // read could fill.
+        if self.rt.dropped.load(Ordering::Acquire) {
+            return Err(Error::NoSuchTable(self.def.name.clone()));
+        }
         while self.pending.len() < want && self.at < self.segments.len() {
             self.read_page()?;
         }
