@@ -59,17 +59,20 @@ fn point_reads_complete_while_a_writer_holds_every_lock_it_takes() {
                 // Every lock a writer takes exclusively on its way to a commit, in rank
                 // order: the segment's visibility map, the transaction manager (begin,
                 // commit, abort, lock waits), the segment's free-space map and the WAL
-                // (flush and insert). The key index and the commit log have no lock to
-                // hold: lookups read them through atomics (before, this test took the key
-                // index's write lock and the commit log's, and the reads hung).
+                // (flush and insert), and the writers' lock of each of the segment's key
+                // indexes. The commit log has no lock to hold; lookups read it and the key
+                // index through atomics (before, this test took the key index's write lock
+                // and the commit log's, and the reads hung).
                 let part = node.part(seg, table).unwrap();
+                let ixs: Vec<_> = part.indexes.read().iter().cloned().collect();
                 let vm = part.vm.lock();
                 let txns = node.txns.hold();
                 let fsm = part.heap.hold_fsm();
                 let wal = node.wal().hold();
+                let writers: Vec<_> = ixs.iter().map(|ix| ix.map.hold()).collect();
                 held_tx.send(()).unwrap();
                 let r = done_rx.recv_timeout(HOLD_AT_MOST);
-                drop((wal, fsm, txns, vm));
+                drop((writers, wal, fsm, txns, vm));
                 r
             });
             held_rx.recv().unwrap();

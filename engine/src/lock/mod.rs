@@ -111,6 +111,8 @@ ranks! {
     Failpoints = 21, "failpoints";
     /// `Node::flusher`: the background WAL flusher's handle.
     Flusher = 22, "flusher handle";
+    /// `KeyIndex::writer`: the key index's writers (lookups take nothing); a leaf.
+    IndexWrite = 23, "key index writers";
 }
 
 #[cfg(any(debug_assertions, feature = "lock-rank"))]

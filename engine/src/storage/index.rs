@@ -8,10 +8,11 @@
 
 use crate::lock::{rank, Mutex};
 use crate::storage::tuple::Tid;
-use papaya::{Compute, Operation};
+use arc_swap::ArcSwap;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 
 /// A hasher for integer keys (block numbers, key hashes): one multiply, which spreads
 /// small integers over all 64 bits (hash tables index by the low bits and tag by the
@@ -40,44 +41,125 @@ impl Hasher for IntHasher {
 /// A `HashMap` with [`IntHasher`].
 pub type IntMap<K, V> = HashMap<K, V, BuildHasherDefault<IntHasher>>;
 
-/// The tuple ids under one key hash: almost always one, so that case needs no vector.
-/// A value is never changed in place: an update replaces it whole (see [`KeyIndex`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Tids {
-    One(Tid),
-    Many(Box<[Tid]>),
+/// A slot's tuple-id word when the slot was never used: a lookup's probe ends here.
+const EMPTY: u64 = 0;
+/// A slot's tuple-id word after its entry was removed: probes go past it.
+const GONE: u64 = 1;
+
+fn pack(tid: Tid) -> u64 {
+    ((u64::from(tid.block) << 16) | u64::from(tid.slot)) + 2
 }
 
-impl Tids {
-    fn as_slice(&self) -> &[Tid] {
-        match self {
-            Tids::One(t) => std::slice::from_ref(t),
-            Tids::Many(v) => v,
+fn unpack(word: u64) -> Tid {
+    let v = word - 2;
+    Tid {
+        block: (v >> 16) as u32,
+        slot: (v & 0xffff) as u16,
+    }
+}
+
+/// One entry: a key hash and a packed tuple id ([`EMPTY`], [`GONE`] or the id + 2).
+#[derive(Default)]
+struct Slot {
+    hash: AtomicU64,
+    tid: AtomicU64,
+}
+
+/// One generation of the open-addressing table. Published whole; a slot, once used,
+/// keeps its hash for the life of the table (a removal only sets its tuple id to
+/// [`GONE`]), so a reader never sees a hash from one entry with the id of another.
+struct Table {
+    /// log2 of the number of slots.
+    bits: u32,
+    slots: Box<[Slot]>,
+}
+
+impl Table {
+    /// A table with room for `entries` at most half full.
+    fn for_entries(entries: usize) -> Table {
+        let want = entries.saturating_mul(2).max(16).next_power_of_two();
+        let bits = want.trailing_zeros();
+        Table {
+            bits,
+            slots: (0..want).map(|_| Slot::default()).collect(),
         }
     }
 
-    fn from_vec(mut v: Vec<Tid>) -> Option<Tids> {
-        match v.len() {
-            0 => None,
-            1 => v.pop().map(Tids::One),
-            _ => Some(Tids::Many(v.into_boxed_slice())),
+    /// The most slots (live or removed) it holds before a writer replaces it.
+    fn limit(&self) -> usize {
+        self.slots.len() / 2
+    }
+
+    /// Where the probe for `hash` starts: Fibonacci hashing, the top bits of one
+    /// multiply, so keys that differ only in high bits still spread.
+    fn home(&self, hash: u64) -> usize {
+        (hash.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - self.bits)) as usize
+    }
+
+    fn mask(&self) -> usize {
+        self.slots.len() - 1
+    }
+
+    /// Writes an entry into the first never-used slot of `hash`'s probe. The id is
+    /// stored last, with release order: a reader that sees it sees the hash.
+    fn put(&self, hash: u64, word: u64) {
+        let mut i = self.home(hash);
+        // The mask keeps `i` in range, and a table is never more than half used, so the
+        // probe finds a never-used slot.
+        while let Some(s) = self.slots.get(i) {
+            if s.tid.load(Ordering::Relaxed) == EMPTY {
+                s.hash.store(hash, Ordering::Relaxed);
+                s.tid.store(word, Ordering::Release);
+                return;
+            }
+            i = (i + 1) & self.mask();
         }
     }
+
+    /// Calls `f(slot)` for each used slot of `hash`'s probe whose hash matches, until
+    /// `f` returns true (found) or the probe reaches a never-used slot.
+    fn probe(&self, hash: u64, mut f: impl FnMut(&Slot, u64) -> bool) {
+        let mut i = self.home(hash);
+        while let Some(s) = self.slots.get(i) {
+            let word = s.tid.load(Ordering::Acquire);
+            if word == EMPTY {
+                return;
+            }
+            if word != GONE && s.hash.load(Ordering::Relaxed) == hash && f(s, word) {
+                return;
+            }
+            i = (i + 1) & self.mask();
+        }
+    }
+}
+
+/// Counts kept by the writers, under [`KeyIndex::writer`].
+#[derive(Debug, Default)]
+struct Fill {
+    /// Slots of the current table that are used, removed ones included.
+    used: usize,
 }
 
 /// Key hash → tuple ids, for one table on one segment.
 ///
-/// Readers take no lock: the map is a concurrent hash table (`papaya`) whose lookups
-/// read through atomic pointers, and whose growth moves entries a few at a time, by the
-/// writers, while lookups go on in the old and new tables. A value is replaced whole by
-/// a compare-and-swap, so a lookup sees a key's tuple ids before or after a change,
-/// never half of one, and no writer — not a preempted one, not one growing the table —
-/// can hold a lookup up. (Before, the index sat under a read/write lock that every
-/// insert took for writing; a writer preempted while holding or queued for it held
-/// point reads for a scheduler tick, and doubling the table held them for up to 32 ms:
-/// `docs/BENCHMARKS.md`, "Slow point SELECTs".)
+/// Readers take no lock. The map is an open-addressing table of atomic words (a hash and
+/// a packed tuple id per slot; several slots may share a hash), published through an
+/// `ArcSwap`: a lookup loads the current table and probes it, reading each slot's id
+/// with acquire order. Writers take [`KeyIndex::writer`] (a leaf lock; nothing waits on
+/// it but other writers) to fill a never-used slot or mark one removed. When the used
+/// slots (removed ones too) would pass half the table, the writer builds a new table
+/// from the live entries, twice the size they need, and publishes it; lookups that
+/// loaded the old one finish there, and it is freed when the last of them is done.
+/// A lookup thus sees each entry as before or after a change, and no writer — not a
+/// preempted one, not one growing the table — can hold it up.
+///
+/// (History: a read/write lock first, which a preempted or queued writer held point
+/// reads behind and whose doubling held them for up to 32 ms; then the `papaya`
+/// concurrent map, which read without waiting but allocated a node per entry and made
+/// a bulk load 0.68x as fast: `docs/BENCHMARKS.md`, issue 10.)
 pub struct KeyIndex {
-    map: papaya::HashMap<u64, Tids, BuildHasherDefault<IntHasher>>,
+    table: ArcSwap<Table>,
+    writer: Mutex<Fill, rank::IndexWrite>,
     /// Number of entries (tuple ids, counted with repeats).
     entries: AtomicUsize,
     /// Set when the index may miss versions of its heap; the reason is in `why`.
@@ -101,30 +183,51 @@ impl Default for KeyIndex {
 }
 
 impl KeyIndex {
-    /// An empty index with room for `capacity` key hashes before it grows.
+    /// An empty index with room for `capacity` entries before it grows.
     pub fn with_capacity(capacity: usize) -> Self {
         Self {
-            map: papaya::HashMap::builder()
-                .capacity(capacity)
-                .hasher(BuildHasherDefault::<IntHasher>::default())
-                // Growth copies the whole table at once, by the writers; lookups never
-                // wait for it (they read the old table until the new one is in place).
-                // Incremental growth left lookups probing two tables until later writes
-                // finished the copy, which halved point-get throughput after a bulk load.
-                .resize_mode(papaya::ResizeMode::Blocking)
-                .build(),
+            table: ArcSwap::from_pointee(Table::for_entries(capacity)),
+            writer: Mutex::new(Fill::default()),
             entries: AtomicUsize::new(0),
             damaged: AtomicBool::new(false),
             why: Mutex::new(None),
         }
     }
 
-    /// Makes room for `additional` more key hashes now, so that a bulk of inserts to
-    /// come (a redistribution's rows arriving on a target segment) does not grow the
-    /// table while lookups run. Growth would not block lookups either; this saves the
-    /// writers the copying.
+    /// Makes room for `additional` more entries now, so that a bulk of inserts to come
+    /// (a redistribution's rows arriving on a target segment) does not grow the table
+    /// while lookups run. Growth would not block lookups either; this saves the writers
+    /// the copying.
     pub fn reserve(&self, additional: usize) {
-        self.map.pin().reserve(additional);
+        let mut fill = self.writer.lock();
+        self.make_room(&mut fill, additional);
+    }
+
+    /// Holds the writers' lock until the guard is dropped (tests of what waits on it).
+    #[cfg(test)]
+    pub(crate) fn hold(&self) -> impl Sized + '_ {
+        self.writer.lock()
+    }
+
+    /// Ensures `additional` more slots can be used without passing the table's limit:
+    /// replaces the table by one sized for its live entries plus `additional` when not.
+    /// Removed slots are not copied, so a table that filled with removals is swept.
+    fn make_room(&self, fill: &mut Fill, additional: usize) {
+        let table = self.table.load();
+        if fill.used.saturating_add(additional) <= table.limit() {
+            return;
+        }
+        let live = self.entries.load(Ordering::Relaxed);
+        // Twice what is needed, so the next growth is as far away as this one was.
+        let next = Table::for_entries(live.saturating_add(additional).saturating_mul(2));
+        for s in table.slots.iter() {
+            let word = s.tid.load(Ordering::Relaxed);
+            if word != EMPTY && word != GONE {
+                next.put(s.hash.load(Ordering::Relaxed), word);
+            }
+        }
+        fill.used = live;
+        self.table.store(Arc::new(next));
     }
 
     /// Adds `tid` under `hash`.
@@ -138,75 +241,64 @@ impl KeyIndex {
     /// entry left by a vacuum racing an index build is a duplicate too. Lookups see each
     /// tid once: [`KeyIndex::for_each`] skips repeats.
     pub fn insert(&self, hash: u64, tid: Tid) {
-        Self::add(&self.map.pin(), hash, tid);
-        self.entries.fetch_add(1, Ordering::Relaxed);
+        self.insert_many(&[(hash, tid)]);
     }
 
     /// Adds every `(hash, tid)` of `entries` (as [`KeyIndex::insert`] each, under one
-    /// guard): bulk loads and index builds.
+    /// acquisition of the writers' lock): bulk loads and index builds.
     pub fn insert_many(&self, entries: &[(u64, Tid)]) {
-        let map = self.map.pin();
+        let mut fill = self.writer.lock();
+        self.make_room(&mut fill, entries.len());
+        let table = self.table.load();
         for &(hash, tid) in entries {
-            Self::add(&map, hash, tid);
+            table.put(hash, pack(tid));
         }
+        fill.used += entries.len();
         self.entries.fetch_add(entries.len(), Ordering::Relaxed);
-    }
-
-    fn add<G: papaya::Guard>(
-        map: &papaya::HashMapRef<'_, u64, Tids, BuildHasherDefault<IntHasher>, G>,
-        hash: u64,
-        tid: Tid,
-    ) {
-        map.update_or_insert_with(
-            hash,
-            |old| {
-                let mut v = Vec::with_capacity(old.as_slice().len() + 1);
-                v.extend_from_slice(old.as_slice());
-                v.push(tid);
-                Tids::Many(v.into_boxed_slice())
-            },
-            || Tids::One(tid),
-        );
     }
 
     /// Removes one entry of `tid` from under `hash` (no-op if absent).
     pub fn remove(&self, hash: u64, tid: Tid) {
-        let map = self.map.pin();
-        let removed = map.compute(hash, |entry| {
-            let Some((_, old)) = entry else {
-                return Operation::Abort(());
-            };
-            let tids = old.as_slice();
-            let Some(i) = tids.iter().position(|t| *t == tid) else {
-                return Operation::Abort(());
-            };
-            let mut v = tids.to_vec();
-            v.swap_remove(i);
-            match Tids::from_vec(v) {
-                Some(t) => Operation::Insert(t),
-                None => Operation::Remove,
+        let word = pack(tid);
+        let _fill = self.writer.lock();
+        let mut removed = false;
+        self.table.load().probe(hash, |s, w| {
+            if w == word {
+                s.tid.store(GONE, Ordering::Release);
+                removed = true;
             }
+            removed
         });
-        if !matches!(removed, Compute::Aborted(())) {
+        if removed {
             self.entries.fetch_sub(1, Ordering::Relaxed);
         }
     }
 
     /// Calls `f` once for every distinct tuple id under `hash` (an id entered twice is
-    /// one version: see [`KeyIndex::insert`]). The ids are those under `hash` at one
-    /// instant. `f` runs under an epoch guard, which is not a lock: it only keeps the
-    /// value it reads from being freed, so `f` may read pages and writers go on.
+    /// one version: see [`KeyIndex::insert`]). The ids are those of the table that was
+    /// current when the lookup began, as each slot stood when the probe read it. `f`
+    /// runs while the lookup keeps that table alive, which is not a lock: `f` may read
+    /// pages, and writers go on.
     pub fn for_each(&self, hash: u64, mut f: impl FnMut(Tid)) {
-        let map = self.map.pin();
-        let Some(tids) = map.get(&hash) else {
-            return;
-        };
-        let tids = tids.as_slice();
-        for (i, t) in tids.iter().enumerate() {
-            if !tids.get(..i).is_some_and(|seen| seen.contains(t)) {
-                f(*t);
+        let table = self.table.load();
+        // Ids already given, to skip repeats: almost always none or one.
+        let mut seen: [u64; 4] = [0; 4];
+        let mut n_seen = 0usize;
+        let mut more: Vec<u64> = Vec::new();
+        table.probe(hash, |_, word| {
+            let repeat =
+                seen.get(..n_seen).is_some_and(|s| s.contains(&word)) || more.contains(&word);
+            if !repeat {
+                if let Some(free) = seen.get_mut(n_seen) {
+                    *free = word;
+                    n_seen += 1;
+                } else {
+                    more.push(word);
+                }
+                f(unpack(word));
             }
-        }
+            false
+        });
     }
 
     /// Number of entries.
@@ -222,8 +314,11 @@ impl KeyIndex {
     /// Removes every entry (the heap is empty: a damaged index is whole again). The
     /// caller keeps writers out (TRUNCATE holds the table's DDL lock).
     pub fn clear(&self) {
-        self.map.pin().clear();
+        let mut fill = self.writer.lock();
+        self.table.store(Arc::new(Table::for_entries(0)));
+        fill.used = 0;
         self.entries.store(0, Ordering::Relaxed);
+        drop(fill);
         *self.why.lock() = None;
         self.damaged.store(false, Ordering::Release);
     }
@@ -320,5 +415,83 @@ mod tests {
         assert!(ix.get(7).is_empty());
         ix.remove(9, tid(1, 1));
         assert!(ix.is_empty());
+    }
+
+    #[test]
+    fn lookups_find_every_entry_while_a_writer_grows_the_table() {
+        // A writer inserts keys 0..N one at a time (the table doubles many times) and
+        // removes every third after it; readers look up keys the writer has already
+        // published and must find each one that was not removed, with its one tid.
+        const N: u64 = 60_000;
+        let ix = KeyIndex::default();
+        let published = AtomicU64::new(0);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                for k in 0..N {
+                    ix.insert(k, tid(k as u32, 0));
+                    if k % 3 == 2 {
+                        ix.remove(k, tid(k as u32, 0));
+                    }
+                    published.store(k + 1, Ordering::Release);
+                }
+            });
+            for r in 0..2u64 {
+                let (ix, published) = (&ix, &published);
+                s.spawn(move || {
+                    let mut checked = 0u64;
+                    let mut k = r;
+                    while checked < 20_000 {
+                        let upto = published.load(Ordering::Acquire);
+                        if upto == 0 {
+                            std::hint::spin_loop();
+                            continue;
+                        }
+                        k = (k.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407)) % upto;
+                        let got = ix.get(k);
+                        if k % 3 == 2 {
+                            assert!(got.is_empty(), "removed key {k} found: {got:?}");
+                        } else {
+                            assert_eq!(got, vec![tid(k as u32, 0)], "key {k}");
+                        }
+                        checked += 1;
+                    }
+                });
+            }
+        });
+        assert_eq!(ix.len(), (N as usize) - (N as usize) / 3);
+    }
+
+    #[test]
+    fn removals_are_swept_when_the_table_refills_and_reserve_keeps_entries() {
+        let ix = KeyIndex::with_capacity(8);
+        // Far more inserts and removals than the table has slots: the removed slots
+        // must be reclaimed (or the probe would never end), and what is left found.
+        for round in 0..50u32 {
+            for k in 0..100u64 {
+                ix.insert(k, tid(round, k as u16));
+            }
+            for k in 0..100u64 {
+                ix.remove(k, tid(round, k as u16));
+            }
+        }
+        assert!(ix.is_empty());
+        ix.insert(5, tid(9, 9));
+        ix.reserve(100_000);
+        assert_eq!(ix.get(5), vec![tid(9, 9)]);
+        let many: Vec<(u64, Tid)> = (0..1000u64).map(|k| (k % 10, tid(k as u32, 1))).collect();
+        ix.insert_many(&many);
+        assert_eq!(ix.len(), 1001);
+        assert_eq!(ix.get(3).len(), 100);
+        ix.clear();
+        assert!(ix.is_empty() && ix.get(5).is_empty());
+    }
+
+    #[test]
+    fn a_tid_packs_and_unpacks_at_the_limits() {
+        for t in [tid(0, 0), tid(u32::MAX, u16::MAX), tid(1, u16::MAX), tid(u32::MAX, 0)] {
+            let w = pack(t);
+            assert!(w != EMPTY && w != GONE);
+            assert_eq!(unpack(w), t);
+        }
     }
 }
