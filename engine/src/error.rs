@@ -255,6 +255,23 @@ pub enum Error {
     /// A column that the table does not have (by name or position).
     #[error("column does not exist: {0}")]
     UndefinedColumn(String),
+    /// A limit of the engine was reached (segments per node, transaction ids,
+    /// statements in one transaction).
+    #[error("limit exceeded: {0}")]
+    LimitExceeded(String),
+    /// A name the engine cannot store (empty, or longer than its limit).
+    #[error("invalid name: {0}")]
+    InvalidName(String),
+    /// A row with more or fewer values than its table has columns.
+    #[error("table {table:?} has {expected} columns but the row has {got} values")]
+    ColumnCount {
+        /// The table.
+        table: String,
+        /// Its number of columns.
+        expected: usize,
+        /// The row's number of values.
+        got: usize,
+    },
     /// Waiting for a row lock would close a cycle of waits. Roll the transaction back.
     #[error(
         "deadlock detected: transaction {xid} waits for transaction {holder}, which waits \
@@ -281,7 +298,7 @@ pub enum Error {
     },
     /// A named failpoint fired (tests and fault drills: `Node::arm_failpoint`).
     #[error("failpoint {0} fired")]
-    Failpoint(String),
+    Failpoint(crate::failpoint::Failpoint),
     /// The table's redistribution state does not allow the operation.
     #[error("{0}")]
     Redistribution(String),
@@ -366,6 +383,9 @@ impl Error {
             Error::TableExists(_) => ("duplicate_table", "42P07"),
             Error::NoSuchTable(_) => ("undefined_table", "42P01"),
             Error::UndefinedColumn(_) => ("undefined_column", "42703"),
+            Error::LimitExceeded(_) => ("program_limit_exceeded", "54000"),
+            Error::InvalidName(_) => ("invalid_name", "42602"),
+            Error::ColumnCount { .. } => ("column_count_mismatch", "42601"),
             Error::Deadlock { .. } => ("deadlock_detected", "40P01"),
             Error::LockTimeout { .. } => ("lock_timeout", "55P03"),
             Error::Failpoint(_) => ("failpoint", "XX000"),
@@ -387,7 +407,7 @@ mod tests {
     use super::*;
 
     /// Variants, numbered; a new variant does not compile until it is numbered here.
-    const VARIANTS: usize = 26;
+    const VARIANTS: usize = 29;
     fn index(e: &Error) -> usize {
         match e {
             Error::Io { .. } => 0,
@@ -415,6 +435,9 @@ mod tests {
             Error::DmlDrainTimeout { .. } => 22,
             Error::TxnAborted { .. } => 23,
             Error::UndefinedColumn(_) => 25,
+            Error::LimitExceeded(_) => 26,
+            Error::InvalidName(_) => 27,
+            Error::ColumnCount { .. } => 28,
             // (24 is the full-disk flavour of Io, sampled below.)
         }
     }
@@ -472,13 +495,20 @@ mod tests {
             Error::TableExists(s()),
             Error::NoSuchTable(s()),
             Error::UndefinedColumn(s()),
+            Error::LimitExceeded(s()),
+            Error::InvalidName(s()),
+            Error::ColumnCount {
+                table: s(),
+                expected: 2,
+                got: 3,
+            },
             Error::Deadlock { xid: 1, holder: 2 },
             Error::LockTimeout {
                 xid: 1,
                 holder: 2,
                 waited_ms: 3,
             },
-            Error::Failpoint(s()),
+            Error::Failpoint(crate::failpoint::Failpoint::FlipApplied),
             Error::Redistribution(s()),
             Error::DmlDrainTimeout {
                 table: s(),

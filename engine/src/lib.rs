@@ -83,8 +83,10 @@ pub use catalog::types::{Type, Value};
 pub use catalog::{Column, Layout, SegmentConfig, TableDef};
 pub use datadir::{inspect, DataDir, DirState};
 pub use error::{CorruptionKind, Error, Location, Result};
+pub use failpoint::Failpoint;
 pub use node::{CheckpointStats, Node, NodeOptions, PruneStats, RecoveryReport};
 pub use table::{
-    Cursor, Predicate, Row, RowFilter, ScanOptions, TableSpec, Txn, BATCH_ROWS_DEFAULT,
+    Cursor, Predicate, Row, RowFilter, ScanOptions, TableHandle, TableRef, TableSpec, Txn,
+    BATCH_ROWS_DEFAULT,
 };
 pub use wal::SyncPolicy;

@@ -8,9 +8,10 @@
 //! `FAILPOINT_SEEDS` (default 3) sets the seeds per failpoint and action.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
-use segexpand_engine::failpoint::{FailAction, FAILPOINTS};
+use segexpand_engine::failpoint::FailAction;
 use segexpand_engine::redistribute::BatchLimits;
 use segexpand_engine::vfs::{CrashMode, SimVfs};
+use segexpand_engine::Failpoint;
 use segexpand_engine::{Error, Layout, Node, NodeOptions, TableSpec, Type, Value};
 use segexpand_redistributor::{Finish, Options, Redistributor};
 use std::collections::BTreeMap;
@@ -150,7 +151,8 @@ fn finish(node: &Arc<Node>, cancel: bool, model: &mut BTreeMap<i64, i64>) {
     }
 }
 
-fn case(name: &str, action: FailAction, seed: u64) {
+fn case(point: Failpoint, action: FailAction, seed: u64) {
+    let name = point.name();
     let what = format!("{name} {action:?} seed {seed}");
     let cancel = name.starts_with("cancel.");
     let vfs = SimVfs::new();
@@ -173,11 +175,11 @@ fn case(name: &str, action: FailAction, seed: u64) {
     } else {
         0
     };
-    node.arm_failpoint(name, action, skip).unwrap();
+    node.arm_failpoint(point, action, skip);
     let before = model.clone();
     let r = scenario(&node, cancel, &mut model);
     match &r {
-        Err(Error::Failpoint(n)) if n == name => {}
+        Err(Error::Failpoint(p)) if *p == point => {}
         other => panic!("{what}: the failpoint did not fire: {other:?}"),
     }
     node.clear_failpoints();
@@ -248,16 +250,16 @@ fn every_failpoint_error_and_crash() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(3);
     let mut cases = 0;
-    for name in FAILPOINTS {
+    for &point in Failpoint::ALL {
         for action in [FailAction::Error, FailAction::Crash] {
             for seed in 0..seeds {
-                case(name, action, seed);
+                case(point, action, seed);
                 cases += 1;
             }
         }
     }
     println!(
         "{cases} failpoint cases passed ({} failpoints x 2 actions x {seeds} seeds)",
-        FAILPOINTS.len()
+        Failpoint::ALL.len()
     );
 }

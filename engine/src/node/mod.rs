@@ -36,7 +36,7 @@ mod tuples;
 pub use part::Part;
 pub(crate) use part::TableRt;
 pub use prune::PruneStats;
-pub(crate) use tuples::{set_bits_in_place, Claim};
+pub(crate) use tuples::Claim;
 mod checkpoint;
 mod prune;
 /// Most segments a node may hold.
@@ -130,7 +130,13 @@ pub struct Node {
     recovery: RecoveryReport,
     stop_flusher: Arc<AtomicBool>,
     flusher: Mutex<Option<std::thread::JoinHandle<()>>, rank::Flusher>,
+    /// This node object's number among those the process opened (a table handle records
+    /// it, so a handle cannot be used with another node).
+    pub(crate) instance: u64,
 }
+
+/// Numbers node objects: see [`Node::instance`].
+pub(crate) static NODE_INSTANCES: AtomicU64 = AtomicU64::new(1);
 
 impl std::fmt::Debug for Node {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -214,15 +220,14 @@ impl Node {
     }
 
     raw! {
-        /// Arms the failpoint `name` (one of [`crate::failpoint::FAILPOINTS`]) to fire
-        /// `action` at its `skip + 1`-th hit.
+        /// Arms `point` to fire `action` at its `skip + 1`-th hit.
         pub fn arm_failpoint(
             &self,
-            name: &str,
+            point: crate::failpoint::Failpoint,
             action: crate::failpoint::FailAction,
             skip: u64,
-        ) -> Result<()> {
-            self.failpoints.arm(name, action, skip)
+        ) {
+            self.failpoints.arm(point, action, skip);
         }
     }
 
@@ -233,13 +238,13 @@ impl Node {
         }
     }
 
-    /// Passes the failpoint `name`: fails if it is armed and due (poisoning the node for
-    /// a simulated crash).
-    pub(crate) fn failpoint(&self, name: &'static str) -> Result<()> {
-        match self.failpoints.hit(name) {
+    /// Passes `point`: fails if it is armed and due (poisoning the node for a simulated
+    /// crash).
+    pub(crate) fn failpoint(&self, point: crate::failpoint::Failpoint) -> Result<()> {
+        match self.failpoints.hit(point) {
             None => Ok(()),
             Some(action) => {
-                let e = Error::Failpoint(name.to_string());
+                let e = Error::Failpoint(point);
                 if action == crate::failpoint::FailAction::Crash {
                     self.poison.set(&e);
                 }

@@ -133,6 +133,7 @@ impl Node {
             recovery: RecoveryReport::default(),
             stop_flusher: Arc::new(AtomicBool::new(false)),
             flusher: Mutex::new(None),
+            instance: super::NODE_INSTANCES.fetch_add(1, Ordering::Relaxed),
         }
     }
 

@@ -76,6 +76,8 @@ impl Part {
 /// A table's run-time state.
 pub(crate) struct TableRt {
     pub(crate) id: u32,
+    /// The [`Node::instance`] it belongs to.
+    pub(crate) node: u64,
     /// The definition (a copy of the catalog's, swapped whole on change).
     pub(crate) def: RwLock<Arc<TableDef>, rank::TableDef>,
     /// Held shared by every statement on the table, exclusively by DROP and TRUNCATE.

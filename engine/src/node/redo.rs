@@ -1,7 +1,6 @@
 //! Redo: applying one WAL record to the node's state during recovery — catalog records
 //! to the catalog, page records to their page when the page is older than the record.
 
-use super::tuples::{set_bits_in_place, set_xmax_in_place};
 use super::{Node, RecoveryReport};
 
 pub use crate::datadir::WAL_DIR;
@@ -38,7 +37,7 @@ impl Node {
             Body::PutTable { def } => self.apply_put_table(def.clone()),
             Body::RetireSegment { content } => self.apply_retire_segment(*content),
             Body::HeapSetBit { page, bit, slots } => {
-                self.redo_on_page(rec, page, |p| set_bits_in_place(p, *bit, slots))?;
+                self.redo_on_page(rec, page, |p| p.set_migration_bits(*bit, slots))?;
             }
             Body::PageImage {
                 page,
@@ -65,7 +64,7 @@ impl Node {
                 next,
             } => {
                 self.redo_on_page(rec, page, |p| {
-                    set_xmax_in_place(p, *slot, *xmax, *cmax, *flags, *next)
+                    p.set_tuple_xmax(*slot, *xmax, *cmax, *flags, *next)
                 })?;
             }
         }

@@ -30,7 +30,7 @@ impl Node {
                 .max()
                 .unwrap_or(0);
             if next >= SEGMENTS_MAX {
-                return Err(Error::InvalidArgument(format!(
+                return Err(Error::LimitExceeded(format!(
                     "a node holds at most {SEGMENTS_MAX} segments"
                 )));
             }
@@ -97,7 +97,7 @@ impl Node {
     pub(crate) fn create_table_def(&self, mut def: TableDef) -> Result<u32> {
         let name = &def.name;
         if name.is_empty() || name.len() > crate::catalog::NAME_BYTES_MAX {
-            return Err(Error::InvalidArgument(format!(
+            return Err(Error::InvalidName(format!(
                 "table name must be 1..={} bytes, got {name:?}",
                 crate::catalog::NAME_BYTES_MAX
             )));
@@ -146,6 +146,7 @@ impl Node {
                     id,
                     Arc::new(TableRt {
                         id,
+                        node: self.instance,
                         def: RwLock::new(Arc::new(def)),
                         ddl: RwLock::new(()),
                         pin: RwLock::new(()),

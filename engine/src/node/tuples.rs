@@ -8,8 +8,8 @@ use super::{image_body, Node};
 use crate::catalog::TableDef;
 use crate::error::{Error, Result};
 use crate::storage::heapwalk;
-use crate::storage::page::{Page, TUPLE_BYTES_MAX};
-use crate::storage::tuple::{build_tuple, NextVersion, Tid, TupleHeader, FLAGS_OFF, XMAX_OFF};
+use crate::storage::page::TUPLE_BYTES_MAX;
+use crate::storage::tuple::{build_tuple, NextVersion, Tid, TupleHeader};
 use crate::txn::clog::XidStatus;
 use crate::wal::record::{Body, PageRef};
 use crate::wal::SyncPolicy;
@@ -22,7 +22,7 @@ impl Node {
         pub fn begin_xid(&self) -> Result<u64> {
             self.poison.check()?;
             if self.txns.next_xid() >= crate::txn::clog::XID_LIMIT {
-                return Err(Error::InvalidArgument(format!(
+                return Err(Error::LimitExceeded(format!(
                     "transaction ids are exhausted (the commit log holds {} of them)",
                     crate::txn::clog::XID_LIMIT
                 )));
@@ -161,7 +161,7 @@ impl Node {
             flags_set: u16,
         ) -> Result<()> {
             let part = self.part(segment, table)?;
-            match self.claim_version(xid, cid, &part, tid, flags_set, None)? {
+            match self.claim_version(xid, cid, &part, tid, flags_set)? {
                 Claim::Claimed => Ok(()),
                 Claim::Busy(holder) => Err(Error::RowLocked {
                     row: format!("{tid:?} of table {table} on segment {segment}"),
@@ -174,13 +174,10 @@ impl Node {
         }
     }
 
-    /// Sets xmax = `xid` (cmax `cid`; `flags` among UPDATED / LOCK_ONLY / MOVED replace
-    /// the old ones) on the tuple version at `tid`, in one logged step under the page lock.
-    ///
-    /// With `link: None` this *claims* the version: only if no running transaction holds
-    /// it and no committed one ended it; otherwise it reports who does. With
-    /// `link: Some(next)` it is an update's second step on a version `xid` already
-    /// claimed: pointing it at its new version.
+    /// Claims the tuple version at `tid` for `xid`: sets xmax = `xid` (cmax `cid`;
+    /// `flags` among UPDATED / LOCK_ONLY / MOVED replace the old ones) in one logged step
+    /// under the page lock — only if no running transaction holds the version and no
+    /// committed one ended it; otherwise it reports who does.
     pub(crate) fn claim_version(
         &self,
         xid: u64,
@@ -188,25 +185,9 @@ impl Node {
         part: &Part,
         tid: Tid,
         flags: u16,
-        link: Option<NextVersion>,
     ) -> Result<Claim> {
-        use crate::storage::tuple::{FLAG_LOCK_ONLY, FLAG_MOVED, FLAG_UPDATED};
-        self.poison.check()?;
-        let heap = &part.heap;
-        let cp = heap.page(tid.block)?;
-        let mut p = cp.page.write();
-        let h = heapwalk::tuple_at(heap, &p, tid.slot)?
-            .ok_or_else(|| {
-                Error::InvalidArgument(format!(
-                    "no tuple at {tid:?} of table {} segment {}",
-                    heap.table(),
-                    heap.segment()
-                ))
-            })?
-            .header;
-        if link.is_some() {
-            assert_eq!(h.xmax, xid, "linking {tid:?}, which {xid} has not claimed");
-        } else {
+        use crate::storage::tuple::FLAG_LOCK_ONLY;
+        self.with_version(part, tid, |h| {
             let lock_only = h.flags & FLAG_LOCK_ONLY != 0;
             // Order matters: a transaction records its final status in the commit log
             // *before* it leaves the running set, so "still running?" is asked first and
@@ -219,46 +200,106 @@ impl Node {
             } else if h.xmax == xid {
                 !lock_only // our own update or delete; our own row lock is ours to take
             } else if self.txns.is_running(h.xmax) {
-                return Ok(Claim::Busy(h.xmax));
+                return Ok(Err(Claim::Busy(h.xmax)));
             } else {
                 // Aborted (or ended without a status, which only an aborted one can):
                 // its claim never happened. A row lock ends with its holder.
                 !lock_only && self.clog.get(h.xmax) == XidStatus::Committed
             };
             if ended_by_commit {
-                return Ok(Claim::Ended {
+                return Ok(Err(Claim::Ended {
                     next: h.next,
                     xmax: h.xmax,
-                });
+                }));
             }
-        }
-        let flags = (h.flags & !(FLAG_UPDATED | FLAG_LOCK_ONLY | FLAG_MOVED)) | flags;
+            Ok(Ok(XmaxWrite {
+                xid,
+                cid,
+                flags,
+                next: None,
+            }))
+        })
+        .map(|r| r.err().unwrap_or(Claim::Claimed))
+    }
+
+    /// An update's second step on a version `xid` has claimed ([`Node::claim_version`]):
+    /// points it at its new version `next`, setting `flags` as the claim did.
+    pub(crate) fn link_version(
+        &self,
+        xid: u64,
+        cid: u32,
+        part: &Part,
+        tid: Tid,
+        flags: u16,
+        next: NextVersion,
+    ) -> Result<()> {
+        self.with_version(part, tid, |h| {
+            assert_eq!(h.xmax, xid, "linking {tid:?}, which {xid} has not claimed");
+            Ok(Ok::<_, ()>(XmaxWrite {
+                xid,
+                cid,
+                flags,
+                next: Some(next),
+            }))
+        })
+        .map(|_| ())
+    }
+
+    /// Reads the header of the version at `tid` under its page's write lock and asks
+    /// `decide` what to do: `Ok(w)` writes `w` to the header and logs it (one step, still
+    /// under the lock), `Err(e)` leaves the page as it is and is returned as is.
+    fn with_version<E>(
+        &self,
+        part: &Part,
+        tid: Tid,
+        decide: impl FnOnce(&TupleHeader) -> Result<std::result::Result<XmaxWrite, E>>,
+    ) -> Result<std::result::Result<(), E>> {
+        use crate::storage::tuple::{FLAG_LOCK_ONLY, FLAG_MOVED, FLAG_UPDATED};
+        self.poison.check()?;
+        let heap = &part.heap;
+        let cp = heap.page(tid.block)?;
+        let mut p = cp.page.write();
+        let no_tuple = || {
+            Error::InvalidArgument(format!(
+                "no tuple at {tid:?} of table {} segment {}",
+                heap.table(),
+                heap.segment()
+            ))
+        };
+        let h = heapwalk::tuple_at(heap, &p, tid.slot)?
+            .ok_or_else(no_tuple)?
+            .header;
+        let w = match decide(&h)? {
+            Ok(w) => w,
+            Err(e) => return Ok(Err(e)),
+        };
+        let flags = (h.flags & !(FLAG_UPDATED | FLAG_LOCK_ONLY | FLAG_MOVED)) | w.flags;
         let before = p.lsn();
-        if !set_xmax_in_place(&mut p, tid.slot, xid, cid, flags, link) {
-            return Err(Error::InvalidArgument(format!("no tuple at {tid:?}")));
+        if !p.set_tuple_xmax(tid.slot, w.xid, w.cid, flags, w.next) {
+            return Err(no_tuple());
         }
         let page = PageRef {
             segment: heap.segment(),
             table: heap.table(),
             block: tid.block,
         };
-        let lsn = self.wal.append_page(xid, before, |full| {
+        let lsn = self.wal.append_page(w.xid, before, |full| {
             if full {
                 image_body(page, &p)
             } else {
                 Body::HeapSetXmax {
                     page,
                     slot: tid.slot,
-                    xmax: xid,
-                    cmax: cid,
+                    xmax: w.xid,
+                    cmax: w.cid,
                     flags,
-                    next: link,
+                    next: w.next,
                 }
             }
         })?;
         p.set_lsn(lsn);
         cp.mark_dirty();
-        Ok(Claim::Claimed)
+        Ok(Ok(()))
     }
 
     raw! {
@@ -301,6 +342,15 @@ impl Node {
             self.txns.end(xid);
             r.map(|_| ())
         }
+    }
+
+    /// Ends `xid`, which wrote nothing: no WAL record (nothing on disk names it, so
+    /// recovery has nothing to settle; after a crash its xid is below the recovered next
+    /// xid or unused) and no commit-log status (no tuple carries it, so nobody asks).
+    /// It leaves the running set without a new publication of it: see
+    /// [`TxnManager::end_read_only`](crate::txn::TxnManager::end_read_only).
+    pub(crate) fn end_read_only(&self, xid: u64) {
+        self.txns.end_read_only(xid);
     }
 
     pub(super) fn maybe_checkpoint(&self) -> Result<()> {
@@ -363,52 +413,13 @@ impl Node {
     }
 }
 
-/// Sets the migration bit of the tuples in `slots` to `bit`; false if a slot is empty.
-pub(crate) fn set_bits_in_place(p: &mut Page, bit: bool, slots: &[u16]) -> bool {
-    for slot in slots {
-        let Some(t) = p.tuple_mut(*slot) else {
-            return false;
-        };
-        let Some(flags) = crate::catalog::codec::get_u16(t, FLAGS_OFF) else {
-            return false;
-        };
-        let flags = if bit {
-            flags | crate::storage::tuple::FLAG_MIGRATION
-        } else {
-            flags & !crate::storage::tuple::FLAG_MIGRATION
-        };
-        crate::catalog::codec::put_u16(t, FLAGS_OFF, flags);
-    }
-    true
-}
-
-/// Sets xmax, cmax, flags and the next-version pointer of the tuple in `slot`; false if
-/// there is none.
-pub(super) fn set_xmax_in_place(
-    p: &mut Page,
-    slot: u16,
-    xmax: u64,
-    cmax: u32,
+/// A header change [`Node::with_version`] writes and logs.
+struct XmaxWrite {
+    xid: u64,
+    cid: u32,
+    /// Among UPDATED / LOCK_ONLY / MOVED; replace the header's.
     flags: u16,
     next: Option<NextVersion>,
-) -> bool {
-    let Some(t) = p.tuple_mut(slot) else {
-        return false;
-    };
-    if t.len() < crate::storage::tuple::TUPLE_HEADER_BYTES {
-        return false;
-    }
-    crate::catalog::codec::put_u64(t, XMAX_OFF, xmax);
-    crate::catalog::codec::put_u32(t, crate::storage::tuple::CMAX_OFF, cmax);
-    crate::catalog::codec::put_u16(t, FLAGS_OFF, flags);
-    let (seg, block, nslot) = match next {
-        Some(n) => (n.segment, n.tid.block, n.tid.slot),
-        None => (0, crate::storage::tuple::NO_NEXT_BLOCK, 0),
-    };
-    crate::catalog::codec::put_u32(t, crate::storage::tuple::NEXT_BLOCK_OFF, block);
-    crate::catalog::codec::put_u16(t, crate::storage::tuple::NEXT_SLOT_OFF, nslot);
-    crate::catalog::codec::put_u16(t, crate::storage::tuple::NEXT_SEGMENT_OFF, seg);
-    true
 }
 
 /// What [`Node::claim_version`] found.

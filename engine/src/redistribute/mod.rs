@@ -7,6 +7,7 @@
 
 use crate::catalog::{Redistribution, TableDef};
 use crate::error::{Error, Result};
+use crate::failpoint::Failpoint;
 use crate::node::{Node, TableRt};
 use crate::wal::record::Body;
 use std::time::{Duration, Instant};
@@ -140,7 +141,7 @@ impl Node {
         &self,
         rt: &TableRt,
         g: &GateOptions,
-        drained: &'static str,
+        drained: Failpoint,
         f: impl FnOnce() -> Result<T>,
     ) -> Result<(T, TransitionReport)> {
         let mut report = TransitionReport::default();
@@ -173,7 +174,7 @@ impl Node {
         &self,
         def: TableDef,
         durable: bool,
-        written: &'static str,
+        written: Failpoint,
         install: impl FnOnce(&TableDef),
     ) -> Result<()> {
         let _gate = self.commit_gate.read();

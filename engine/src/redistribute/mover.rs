@@ -6,7 +6,8 @@ use super::{BatchLimits, BatchReport};
 
 use crate::catalog::{Redistribution, TableDef};
 use crate::error::{Error, Result};
-use crate::node::{image_body, set_bits_in_place, Claim, Node, Part, TableRt};
+use crate::failpoint::Failpoint;
+use crate::node::{image_body, Claim, Node, Part, TableRt};
 use crate::storage::heapwalk;
 use crate::storage::tuple::{NextVersion, Tid, TupleHeader, FLAG_LOCK_ONLY, FLAG_MOVED};
 use crate::txn::clog::XidStatus;
@@ -21,6 +22,37 @@ pub(super) fn settled_dead(node: &Node, h: &TupleHeader) -> bool {
         || (h.xmax != 0
             && h.flags & FLAG_LOCK_ONLY == 0
             && clog.get(h.xmax) == XidStatus::Committed)
+}
+
+/// One mover batch on one segment: what it works on, and what it has done.
+struct Batch<'a> {
+    def: &'a TableDef,
+    r: &'a Redistribution,
+    part: &'a Part,
+    segment: u16,
+    limits: &'a BatchLimits,
+    /// The table's parts by segment, where new versions go (looked up once).
+    dest_parts: std::collections::HashMap<u16, std::sync::Arc<Part>>,
+    /// The batch's transaction, begun at its first moved row.
+    xid: Option<u64>,
+    report: BatchReport,
+}
+
+/// A block's old-bit versions, sorted by [`Node::classify_block`].
+#[derive(Default)]
+struct Classified {
+    /// Slots of versions whose rows stay on the segment (their bit is flipped).
+    stays: Vec<u16>,
+    stay_bytes: u64,
+    moves: Vec<Move>,
+}
+
+/// A version to move: its slot, target segment, payload and decoded row.
+struct Move {
+    slot: u16,
+    to: u16,
+    bytes: Vec<u8>,
+    row: crate::catalog::types::Row,
 }
 
 impl Node {
@@ -54,8 +86,6 @@ impl Node {
         pin: bool,
     ) -> Result<BatchReport> {
         self.poison.check()?;
-        let mut report = BatchReport::default();
-        let mut xid = None;
         // The pin is held while versions are written, so the phase (and with it the bit
         // they carry) cannot change underneath; it is released before the commit.
         let pinned = pin.then(|| rt.pin());
@@ -64,24 +94,25 @@ impl Node {
         let part = rt.parts.read().get(&segment).cloned().ok_or_else(|| {
             Error::InvalidArgument(format!("table {:?} has no segment {segment}", def.name))
         })?;
-        let wrote = self.move_writes(
-            rt,
-            &def,
+        let mut batch = Batch {
+            def: &def,
             r,
-            &part,
+            part: &part,
             segment,
-            blocks,
             limits,
-            &mut xid,
-            &mut report,
-        );
+            dest_parts: rt.parts.read().clone(),
+            xid: None,
+            report: BatchReport::default(),
+        };
+        let wrote = self.move_writes(&mut batch, blocks);
+        let (mut xid, mut report) = (batch.xid, batch.report);
         drop(pinned);
         let r = wrote.and_then(|()| {
             if let Some(x) = xid {
-                self.failpoint("move.batch_written")?;
+                self.failpoint(Failpoint::MoveBatchWritten)?;
                 xid = None;
                 self.commit_xid(x)?;
-                self.failpoint("move.batch_committed")?;
+                self.failpoint(Failpoint::MoveBatchCommitted)?;
             }
             Ok(())
         });
@@ -108,7 +139,7 @@ impl Node {
                     v.dirty = true;
                     drop(v);
                     report.blocks_done.push(block);
-                    self.failpoint("move.vm_set")?;
+                    self.failpoint(Failpoint::MoveVmSet)?;
                     continue;
                 }
             }
@@ -133,125 +164,138 @@ impl Node {
         Ok(true)
     }
 
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "one batch's context, passed down"
-    )]
-    pub(super) fn move_writes(
-        &self,
-        rt: &TableRt,
-        def: &TableDef,
-        r: &Redistribution,
-        part: &Part,
-        segment: u16,
-        blocks: &[u32],
-        limits: &BatchLimits,
-        xid: &mut Option<u64>,
-        report: &mut BatchReport,
-    ) -> Result<()> {
-        let (dest, dest_bit) = def.write_layout();
-        let old_bit = !dest_bit;
-        let natts = def.columns.len() as u16;
-        let heap = part.heap().clone();
-        // The parts new versions go to, looked up once per batch.
-        let dest_parts = rt.parts.read().clone();
+    /// Visits `blocks` in order until the batch's row or time limit: flips the bit of
+    /// the versions that stay and moves the others ([`Node::move_row`]).
+    fn move_writes(&self, b: &mut Batch<'_>, blocks: &[u32]) -> Result<()> {
+        let dest_bit = b.def.write_layout().1;
+        let heap = b.part.heap().clone();
         let t0 = Instant::now();
         let mut rows = 0usize;
-        let mut row = Vec::new();
         for &block in blocks {
-            if rows >= limits.rows_max || t0.elapsed() >= limits.time_max {
+            if rows >= b.limits.rows_max || t0.elapsed() >= b.limits.time_max {
                 break;
             }
-            report.blocks_visited += 1;
-            let beyond = r
-                .start_blocks
-                .get(usize::from(segment))
-                .is_none_or(|n| block >= *n);
-            if beyond || block >= heap.nblocks() || part.vm_bit(block) {
-                report.blocks_done.push(block);
+            b.report.blocks_visited += 1;
+            let beyond =
+                b.r.start_blocks
+                    .get(usize::from(b.segment))
+                    .is_none_or(|n| block >= *n);
+            if beyond || block >= heap.nblocks() || b.part.vm_bit(block) {
+                b.report.blocks_done.push(block);
                 continue;
             }
-            // Classify the block's old-bit versions under its read lock.
-            let mut stays: Vec<u16> = Vec::new();
-            let mut stay_bytes = 0u64;
-            let mut moves: Vec<(u16, u16, Vec<u8>, crate::catalog::types::Row)> = Vec::new();
-            {
-                let cp = heap.page(block)?;
-                let p = cp.page.read();
-                // A tuple that does not decode stops the batch (the caller aborts it, and
-                // the block keeps its VM bit clear).
-                for t in heapwalk::tuples(&heap, &p) {
-                    let t = t?;
-                    let h = &t.header;
-                    if h.migration_bit() != old_bit || settled_dead(self, h) {
-                        continue;
-                    }
-                    heapwalk::decode_row(&heap, &t, def.column_types(), &mut row)?;
-                    let to = dest.segment_of(def.key_hash(&dest.key, &row));
-                    let slot = t.tid.slot;
-                    if to == segment && !limits.rewrite_all {
-                        stays.push(slot);
-                        stay_bytes += t.len() as u64;
-                    } else if self.clog().get(h.xmin) == XidStatus::Committed {
-                        moves.push((slot, to, t.payload.to_vec(), std::mem::take(&mut row)));
-                    } else {
-                        report.counts.rows_skipped += 1; // its insert has not committed yet
-                    }
+            let c = self.classify_block(b, block)?;
+            for m in c.moves {
+                if self.move_row(
+                    b,
+                    Tid {
+                        block,
+                        slot: m.slot,
+                    },
+                    m,
+                )? {
+                    rows += 1;
                 }
             }
-            for (slot, to, bytes, row) in moves {
-                let tid = Tid { block, slot };
-                let x = match *xid {
-                    Some(x) => x,
-                    None => {
-                        let x = self.begin_xid()?;
-                        *xid = Some(x);
-                        x
-                    }
-                };
-                match self.claim_version(x, 0, part, tid, FLAG_MOVED, None)? {
-                    Claim::Claimed => {}
-                    Claim::Busy(_) => {
-                        report.counts.rows_skipped += 1;
-                        continue;
-                    }
-                    Claim::Ended { .. } => continue,
-                }
-                self.failpoint("move.old_version_claimed")?;
-                let dpart = dest_parts.get(&to).ok_or_else(|| {
-                    Error::InvalidArgument(format!("table {:?} has no segment {to}", def.name))
-                })?;
-                let new_tid =
-                    self.insert_tuple(x, 0, dpart, dest_bit, natts, &bytes, Some((def, &row)))?;
-                self.failpoint("move.new_version_written")?;
-                self.claim_version(
-                    x,
-                    0,
-                    part,
-                    tid,
-                    FLAG_MOVED,
-                    Some(NextVersion {
-                        segment: to,
-                        tid: new_tid,
-                    }),
-                )?;
-                self.failpoint("move.old_version_ended")?;
-                report.counts.rows_moved += 1;
-                report.counts.rows_relocated += u64::from(to != segment);
-                report.counts.bytes_moved +=
-                    (bytes.len() + crate::storage::tuple::TUPLE_HEADER_BYTES) as u64;
-                rows += 1;
-            }
-            if !stays.is_empty() {
-                let flipped = self.flip_bits(part, block, &stays, dest_bit)?;
-                self.failpoint("move.bits_flipped")?;
-                report.counts.rows_flipped += flipped.len() as u64;
-                report.counts.bytes_flipped += stay_bytes;
-                report.counts.flip_wal_bytes += crate::wal::record::set_bit_record_bytes(&flipped);
+            if !c.stays.is_empty() {
+                let flipped = self.flip_bits(b.part, block, &c.stays, dest_bit)?;
+                self.failpoint(Failpoint::MoveBitsFlipped)?;
+                let counts = &mut b.report.counts;
+                counts.rows_flipped += flipped.len() as u64;
+                counts.bytes_flipped += c.stay_bytes;
+                counts.flip_wal_bytes += crate::wal::record::set_bit_record_bytes(&flipped);
                 rows += flipped.len();
             }
         }
         Ok(())
+    }
+
+    /// Sorts the old-bit versions of `block` that may be live, under its read lock:
+    /// those whose row stays on this segment, and those that move (with their bytes
+    /// and row). A version whose insert has not committed is skipped (counted); a tuple
+    /// that does not decode stops the batch (the caller aborts it, and the block keeps
+    /// its VM bit clear).
+    fn classify_block(&self, b: &mut Batch<'_>, block: u32) -> Result<Classified> {
+        let (dest, dest_bit) = b.def.write_layout();
+        let heap = b.part.heap();
+        let mut c = Classified::default();
+        let mut row = Vec::new();
+        let cp = heap.page(block)?;
+        let p = cp.page.read();
+        for t in heapwalk::tuples(heap, &p) {
+            let t = t?;
+            let h = &t.header;
+            if h.migration_bit() == dest_bit || settled_dead(self, h) {
+                continue;
+            }
+            heapwalk::decode_row(heap, &t, b.def.column_types(), &mut row)?;
+            let to = dest.segment_of(b.def.key_hash(&dest.key, &row));
+            let slot = t.tid.slot;
+            if to == b.segment && !b.limits.rewrite_all {
+                c.stays.push(slot);
+                c.stay_bytes += t.len() as u64;
+            } else if self.clog().get(h.xmin) == XidStatus::Committed {
+                c.moves.push(Move {
+                    slot,
+                    to,
+                    bytes: t.payload.to_vec(),
+                    row: std::mem::take(&mut row),
+                });
+            } else {
+                b.report.counts.rows_skipped += 1;
+            }
+        }
+        Ok(c)
+    }
+
+    /// Moves one version in the batch's transaction (begun at the first): claims the
+    /// old version, writes the new one on its target segment, and ends the old one
+    /// pointing at it. A version a user transaction holds is skipped, and one a
+    /// committed transaction ended since it was classified is left; false for both.
+    fn move_row(&self, b: &mut Batch<'_>, tid: Tid, m: Move) -> Result<bool> {
+        let x = match b.xid {
+            Some(x) => x,
+            None => {
+                let x = self.begin_xid()?;
+                b.xid = Some(x);
+                x
+            }
+        };
+        match self.claim_version(x, 0, b.part, tid, FLAG_MOVED)? {
+            Claim::Claimed => {}
+            Claim::Busy(_) => {
+                b.report.counts.rows_skipped += 1;
+                return Ok(false);
+            }
+            Claim::Ended { .. } => return Ok(false),
+        }
+        self.failpoint(Failpoint::MoveOldVersionClaimed)?;
+        let dpart = b.dest_parts.get(&m.to).ok_or_else(|| {
+            Error::InvalidArgument(format!("table {:?} has no segment {}", b.def.name, m.to))
+        })?;
+        let dest_bit = b.def.write_layout().1;
+        let natts = b.def.columns.len() as u16;
+        let new_tid = self.insert_tuple(
+            x,
+            0,
+            dpart,
+            dest_bit,
+            natts,
+            &m.bytes,
+            Some((b.def, &m.row)),
+        )?;
+        self.failpoint(Failpoint::MoveNewVersionWritten)?;
+        let next = NextVersion {
+            segment: m.to,
+            tid: new_tid,
+        };
+        self.link_version(x, 0, b.part, tid, FLAG_MOVED, next)?;
+        self.failpoint(Failpoint::MoveOldVersionEnded)?;
+        let counts = &mut b.report.counts;
+        counts.rows_moved += 1;
+        counts.rows_relocated += u64::from(m.to != b.segment);
+        counts.bytes_moved += (m.bytes.len() + crate::storage::tuple::TUPLE_HEADER_BYTES) as u64;
+        Ok(true)
     }
 
     /// Sets the migration bit of the tuples in `slots` of `block` that still carry the
@@ -277,7 +321,7 @@ impl Node {
             return Ok(slots);
         }
         let before = p.lsn();
-        if !set_bits_in_place(&mut p, bit, &slots) {
+        if !p.set_migration_bits(bit, &slots) {
             return Err(Error::InvalidArgument(format!(
                 "block {block}: a slot to flip is empty"
             )));

@@ -6,6 +6,7 @@ use super::{GateOptions, TransitionReport};
 
 use crate::catalog::{Layout, Redistribution, TableDef};
 use crate::error::{Error, Result};
+use crate::failpoint::Failpoint;
 use crate::node::{Node, Part, PruneStats, TableRt};
 
 impl Node {
@@ -91,7 +92,7 @@ impl Node {
                 def.name
             )));
         }
-        self.with_dml_held(rt, gate, "start.dml_drained", || {
+        self.with_dml_held(rt, gate, Failpoint::StartDmlDrained, || {
             let span = def.layout.segments.max(target.segments);
             let mut new = TableDef::clone(&def);
             new.epoch = def.epoch.wrapping_add(1);
@@ -100,7 +101,7 @@ impl Node {
                 cancelling: false,
                 start_blocks: Self::heap_blocks(rt, span),
             });
-            self.log_put_table(new, true, "start.catalog_written", |new| {
+            self.log_put_table(new, true, Failpoint::StartCatalogWritten, |new| {
                 Self::reset_vms(rt, new.epoch);
                 let keys = new.index_keys();
                 for part in rt.parts.read().values() {
@@ -137,7 +138,7 @@ impl Node {
             )));
         }
         let span = def.layout.segments.max(r.target.segments);
-        self.with_dml_held(&rt, gate, "cancel.dml_drained", || {
+        self.with_dml_held(&rt, gate, Failpoint::CancelDmlDrained, || {
             let mut new = TableDef::clone(&def);
             new.epoch = def.epoch.wrapping_add(1);
             new.redistribution = Some(Redistribution {
@@ -145,7 +146,7 @@ impl Node {
                 cancelling: true,
                 start_blocks: Self::heap_blocks(&rt, span),
             });
-            self.log_put_table(new, true, "cancel.catalog_written", |new| {
+            self.log_put_table(new, true, Failpoint::CancelCatalogWritten, |new| {
                 Self::reset_vms(&rt, new.epoch);
             })
         })
@@ -212,9 +213,9 @@ impl Node {
         // the new bit, or after a cancel the old layout with the old bit), so the record
         // need not be durable before DML resumes: a crash that loses it recovers to the
         // redistributing state with nothing left to move, and the flip runs again.
-        let ((), report) = self.with_dml_held(rt, gate, "flip.dml_drained", || {
-            self.log_put_table(new, false, "flip.catalog_written", |_| {})?;
-            self.failpoint("flip.applied")
+        let ((), report) = self.with_dml_held(rt, gate, Failpoint::FlipDmlDrained, || {
+            self.log_put_table(new, false, Failpoint::FlipCatalogWritten, |_| {})?;
+            self.failpoint(Failpoint::FlipApplied)
         })?;
         self.poison_on_io(self.wal.flush_all())?;
         Ok(report)
@@ -225,7 +226,7 @@ impl Node {
     /// vacuum reclaimed.
     pub fn cleanup_redistribution(&self, table: &str) -> Result<PruneStats> {
         let stats = self.vacuum(table)?;
-        self.failpoint("cleanup.pruned")?;
+        self.failpoint(Failpoint::CleanupPruned)?;
         let rt = self.table_rt_by_name(table)?;
         let keys = rt.def.read().index_keys();
         for part in rt.parts.read().values() {

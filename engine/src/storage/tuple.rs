@@ -4,6 +4,7 @@
 //! asserted at compile time and pinned by a golden-bytes test.
 
 use crate::catalog::codec::{get_u16, get_u32, get_u64, put_u16, put_u32, put_u64};
+use crate::storage::page::Page;
 
 /// Offset of `xmin`.
 pub const XMIN_OFF: usize = 0;
@@ -158,3 +159,55 @@ pub fn build_tuple(header: &TupleHeader, payload: &[u8]) -> Vec<u8> {
 pub fn payload(tuple: &[u8]) -> &[u8] {
     tuple.get(TUPLE_HEADER_BYTES..).unwrap_or(&[])
 }
+
+impl Page {
+    /// Sets the migration bit of the tuples in `slots` to `bit`, in place; false if a
+    /// slot is empty (nothing after it is changed).
+    pub(crate) fn set_migration_bits(&mut self, bit: bool, slots: &[u16]) -> bool {
+        for slot in slots {
+            let Some(t) = self.tuple_mut(*slot) else {
+                return false;
+            };
+            let Some(flags) = get_u16(t, FLAGS_OFF) else {
+                return false;
+            };
+            let flags = if bit {
+                flags | FLAG_MIGRATION
+            } else {
+                flags & !FLAG_MIGRATION
+            };
+            put_u16(t, FLAGS_OFF, flags);
+        }
+        true
+    }
+
+    /// Sets xmax, cmax, flags and the next-version pointer of the tuple in `slot`, in
+    /// place; false if there is none.
+    pub(crate) fn set_tuple_xmax(
+        &mut self,
+        slot: u16,
+        xmax: u64,
+        cmax: u32,
+        flags: u16,
+        next: Option<NextVersion>,
+    ) -> bool {
+        let Some(t) = self.tuple_mut(slot) else {
+            return false;
+        };
+        if t.len() < TUPLE_HEADER_BYTES {
+            return false;
+        }
+        put_u64(t, XMAX_OFF, xmax);
+        put_u32(t, CMAX_OFF, cmax);
+        put_u16(t, FLAGS_OFF, flags);
+        let (seg, block, nslot) = match next {
+            Some(n) => (n.segment, n.tid.block, n.tid.slot),
+            None => (0, NO_NEXT_BLOCK, 0),
+        };
+        put_u32(t, NEXT_BLOCK_OFF, block);
+        put_u16(t, NEXT_SLOT_OFF, nslot);
+        put_u16(t, NEXT_SEGMENT_OFF, seg);
+        true
+    }
+}
+

@@ -12,6 +12,7 @@
 //! mover and flips go on — and the snapshot keeps every version it sees from vacuum
 //! (its transaction is running, so the horizon stays at or below its `xmin`).
 
+use super::handle::TableRef;
 use super::{Row, Stmt, Txn};
 use crate::catalog::types::Value;
 use crate::catalog::TableDef;
@@ -94,7 +95,7 @@ impl Txn {
     /// Opens a scan of `table` at a new statement snapshot (one command of this
     /// transaction: it sees the transaction's earlier commands, not its later ones).
     /// Bad options — a column or segment the table does not have — are refused here.
-    pub fn scan_cursor(&mut self, table: &str, opts: ScanOptions) -> Result<Cursor<'_>> {
+    pub fn scan_cursor(&mut self, table: impl TableRef, opts: ScanOptions) -> Result<Cursor<'_>> {
         let segments = opts.segments.clone();
         let mut v = self.scan_cursors(table, opts, &[segments])?;
         v.pop()
@@ -106,13 +107,13 @@ impl Txn {
     /// (`opts.segments` is ignored).
     pub fn scan_cursors(
         &mut self,
-        table: &str,
+        table: impl TableRef,
         opts: ScanOptions,
         groups: &[Option<Vec<u16>>],
     ) -> Result<Vec<Cursor<'_>>> {
         let failed = self.cursor_failed.clone();
         let node = self.node.clone();
-        self.statement(table, false, |_, st| {
+        self.statement(&table, false, |_, st| {
             groups
                 .iter()
                 .map(|g| {

@@ -62,11 +62,13 @@ use std::sync::Arc;
 
 mod cursor;
 mod ddl;
+mod handle;
 mod load;
 mod read;
 mod spec;
 mod write;
 pub use cursor::{Cursor, RowFilter, ScanOptions, BATCH_ROWS_DEFAULT};
+pub use handle::{TableHandle, TableRef};
 pub use spec::TableSpec;
 
 pub use crate::catalog::types::Row;
@@ -89,6 +91,10 @@ pub struct Txn {
     /// Set by a scan cursor whose batch failed (cursors hold no borrow to set `failed`).
     cursor_failed: Arc<std::sync::OnceLock<String>>,
     done: bool,
+    /// Whether a DML statement ran (and so may have written). A transaction that only
+    /// read ends without a WAL record, a commit-log status or a new publication of the
+    /// running set ([`Node::end_read_only`]).
+    wrote: bool,
     waits: std::cell::Cell<u64>,
 }
 
@@ -141,6 +147,7 @@ impl Node {
             failed: None,
             cursor_failed: Arc::default(),
             done: false,
+            wrote: false,
             waits: std::cell::Cell::new(0),
         })
     }
@@ -170,7 +177,7 @@ impl Txn {
     /// so that the segments it reads always hold every row its snapshot can see.
     fn statement<T>(
         &mut self,
-        table: &str,
+        table: &dyn TableRef,
         dml: bool,
         f: impl FnOnce(&mut Self, &Stmt<'_>) -> Result<T>,
     ) -> Result<T> {
@@ -182,11 +189,12 @@ impl Txn {
             });
         }
         let r = (|| {
-            let rt = self.node.table_rt_by_name(table)?;
+            let rt = table.resolve(&self.node)?.0;
             let _ddl = rt.ddl.read();
             if rt.dropped.load(Ordering::Acquire) {
-                return Err(Error::NoSuchTable(table.to_string()));
+                return Err(Error::NoSuchTable(rt.def.read().name.clone()));
             }
+            self.wrote |= dml;
             let pin = dml.then(|| self.pin(&rt));
             let stmt = loop {
                 let def = rt.def.read().clone();
@@ -202,7 +210,7 @@ impl Txn {
             };
             let r = f(self, &stmt);
             self.cid = self.cid.checked_add(1).ok_or_else(|| {
-                Error::InvalidArgument("more than 2^32 statements in one transaction".into())
+                Error::LimitExceeded("more than 2^32 statements in one transaction".into())
             })?;
             r
         })();
@@ -233,11 +241,15 @@ impl Txn {
         self.done = true;
         self.take_cursor_failure();
         if let Some(cause) = self.failed.take() {
-            self.node.abort_xid(self.xid)?;
+            self.end_aborted()?;
             return Err(Error::TxnAborted {
                 xid: self.xid,
                 cause,
             });
+        }
+        if !self.wrote {
+            self.node.end_read_only(self.xid);
+            return Ok(());
         }
         self.node.commit_xid(self.xid)
     }
@@ -245,14 +257,23 @@ impl Txn {
     /// Rolls back.
     pub fn rollback(mut self) -> Result<()> {
         self.done = true;
-        self.node.abort_xid(self.xid)
+        self.end_aborted()
+    }
+
+    fn end_aborted(&self) -> Result<()> {
+        if self.wrote {
+            self.node.abort_xid(self.xid)
+        } else {
+            self.node.end_read_only(self.xid);
+            Ok(())
+        }
     }
 }
 
 impl Drop for Txn {
     fn drop(&mut self) {
         if !self.done {
-            if let Err(e) = self.node.abort_xid(self.xid) {
+            if let Err(e) = self.end_aborted() {
                 log::warn!("rolling back dropped transaction {}: {e}", self.xid);
             }
         }

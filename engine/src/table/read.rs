@@ -1,6 +1,7 @@
 //! Reads at a statement's snapshot: point lookups by distribution key (through the key
 //! index, or the segment when the index cannot be trusted) and scans.
 
+use super::handle::TableRef;
 use super::{Found, Predicate, Row, Stmt, Txn};
 
 use crate::catalog::hash::KeyHasher;
@@ -15,8 +16,8 @@ use std::ops::ControlFlow;
 impl Txn {
     /// SELECT ... WHERE key = `key`: the visible rows with this distribution key, read
     /// from the key's segment only.
-    pub fn get(&mut self, table: &str, key: &[Value]) -> Result<Vec<Row>> {
-        self.statement(table, false, |tx, st| {
+    pub fn get(&mut self, table: impl TableRef, key: &[Value]) -> Result<Vec<Row>> {
+        self.statement(&table, false, |tx, st| {
             Ok(tx
                 .find_by_key(st, key)?
                 .into_iter()
@@ -190,7 +191,7 @@ impl Txn {
 
     /// Calls `f` with every row this statement sees, segment by segment, through a scan
     /// cursor: `f` runs outside every lock. Returns the rows seen.
-    pub fn scan_with(&mut self, table: &str, mut f: impl FnMut(&[Value])) -> Result<u64> {
+    pub fn scan_with(&mut self, table: impl TableRef, mut f: impl FnMut(&[Value])) -> Result<u64> {
         let mut cursor = self.scan_cursor(table, super::ScanOptions::default())?;
         let mut n = 0;
         while let Some(batch) = cursor.next_batch()? {
@@ -236,8 +237,8 @@ impl Txn {
     }
 
     /// SELECT * [WHERE `pred`]: every visible row on every segment.
-    pub fn scan(&mut self, table: &str, pred: Option<Predicate<'_>>) -> Result<Vec<Row>> {
-        self.statement(table, false, |tx, st| {
+    pub fn scan(&mut self, table: impl TableRef, pred: Option<Predicate<'_>>) -> Result<Vec<Row>> {
+        self.statement(&table, false, |tx, st| {
             let mut out = Vec::new();
             tx.scan_found(st, |_, _, row| {
                 if pred.is_none_or(|p| p(row)) {

@@ -80,12 +80,11 @@ impl TableSpec {
 /// (NOT NULL honoured).
 pub(super) fn coerce_row(def: &TableDef, row: Row) -> Result<Row> {
     if row.len() != def.columns.len() {
-        return Err(Error::InvalidArgument(format!(
-            "table {:?} has {} columns but the row has {} values",
-            def.name,
-            def.columns.len(),
-            row.len()
-        )));
+        return Err(Error::ColumnCount {
+            table: def.name.clone(),
+            expected: def.columns.len(),
+            got: row.len(),
+        });
     }
     row.into_iter()
         .zip(&def.columns)

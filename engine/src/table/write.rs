@@ -1,6 +1,7 @@
 //! Writes: INSERT, UPDATE and DELETE by key or predicate — where a row goes, and each
 //! found version claimed under its row lock and replaced or ended.
 
+use super::handle::TableRef;
 use super::spec::coerce_row;
 use super::{Found, Row, Stmt, Txn};
 
@@ -26,8 +27,8 @@ impl Node {
 
 impl Txn {
     /// INSERT: routes the row to its key's segment.
-    pub fn insert(&mut self, table: &str, row: Row) -> Result<()> {
-        self.statement(table, true, |tx, st| {
+    pub fn insert(&mut self, table: impl TableRef, row: Row) -> Result<()> {
+        self.statement(&table, true, |tx, st| {
             let row = coerce_row(&st.def, row)?;
             tx.write_version(st, &st.def, &row)?;
             Ok(())
@@ -63,12 +64,12 @@ impl Txn {
     /// Returns the rows updated.
     pub fn update(
         &mut self,
-        table: &str,
+        table: impl TableRef,
         key: &[Value],
         f: impl FnMut(&[Value]) -> Row,
     ) -> Result<u64> {
         let key = key.to_vec();
-        self.statement(table, true, |tx, st| {
+        self.statement(&table, true, |tx, st| {
             let found = tx.find_by_key(st, &key)?;
             let recheck = key_matcher(&st.def, &key);
             tx.modify(st, found, &recheck, Some(f))
@@ -78,20 +79,20 @@ impl Txn {
     /// UPDATE ... SET (`f`) WHERE `pred`, over every segment.
     pub fn update_where(
         &mut self,
-        table: &str,
+        table: impl TableRef,
         pred: &dyn Fn(&[Value]) -> bool,
         f: impl FnMut(&[Value]) -> Row,
     ) -> Result<u64> {
-        self.statement(table, true, |tx, st| {
+        self.statement(&table, true, |tx, st| {
             let found = tx.find_where(st, pred)?;
             tx.modify(st, found, pred, Some(f))
         })
     }
 
     /// DELETE ... WHERE key = `key`. Returns the rows deleted.
-    pub fn delete(&mut self, table: &str, key: &[Value]) -> Result<u64> {
+    pub fn delete(&mut self, table: impl TableRef, key: &[Value]) -> Result<u64> {
         let key = key.to_vec();
-        self.statement(table, true, |tx, st| {
+        self.statement(&table, true, |tx, st| {
             let found = tx.find_by_key(st, &key)?;
             let recheck = key_matcher(&st.def, &key);
             tx.modify(st, found, &recheck, None::<fn(&[Value]) -> Row>)
@@ -99,8 +100,8 @@ impl Txn {
     }
 
     /// DELETE ... WHERE `pred`, over every segment.
-    pub fn delete_where(&mut self, table: &str, pred: &dyn Fn(&[Value]) -> bool) -> Result<u64> {
-        self.statement(table, true, |tx, st| {
+    pub fn delete_where(&mut self, table: impl TableRef, pred: &dyn Fn(&[Value]) -> bool) -> Result<u64> {
+        self.statement(&table, true, |tx, st| {
             let found = tx.find_where(st, pred)?;
             tx.modify(st, found, pred, None::<fn(&[Value]) -> Row>)
         })
@@ -136,18 +137,18 @@ impl Txn {
                 let flags = if new_row.is_some() { FLAG_UPDATED } else { 0 };
                 match self
                     .node
-                    .claim_version(self.xid, self.cid, &part, cur.tid, flags, None)?
+                    .claim_version(self.xid, self.cid, &part, cur.tid, flags)?
                 {
                     Claim::Claimed => {
                         if let Some(row) = new_row {
                             let next = self.write_version(st, &def, &row)?;
-                            self.node.claim_version(
+                            self.node.link_version(
                                 self.xid,
                                 self.cid,
                                 &part,
                                 cur.tid,
                                 FLAG_UPDATED,
-                                Some(next),
+                                next,
                             )?;
                         }
                         n += 1;

@@ -195,6 +195,19 @@ impl TxnManager {
         self.ended.notify_all();
     }
 
+    /// Ends a transaction that wrote nothing. It leaves the running set but the
+    /// publication is not renewed, so snapshots may still list it as running until the
+    /// next `end`: that hides nothing (it has no effects to hide) and only keeps their
+    /// `xmin`, and with it the vacuum horizon, lower for a while. Nobody waits for it (it
+    /// holds no row lock), but waiters are woken as for `end`.
+    pub fn end_read_only(&self, xid: u64) {
+        let mut st = self.state.lock();
+        st.running.remove(&xid);
+        st.waits_for.remove(&xid);
+        drop(st);
+        self.ended.notify_all();
+    }
+
     /// Holds the manager's lock, as `begin`, `end` and lock waits do, until the guard
     /// is dropped (tests of what waits on it).
     #[cfg(test)]
