@@ -1,0 +1,293 @@
+//! DDL and utility statements: CREATE TABLE with Greenplum's distribution clause, DROP,
+//! TRUNCATE, VACUUM, SET and SHOW, and redistribution through SQL (`ALTER TABLE …
+//! EXPAND TABLE`, `ALTER TABLE … SET DISTRIBUTED BY`).
+//!
+//! DDL is not transactional here: it takes effect when it runs, also inside a
+//! transaction block (PostgreSQL would roll it back with the block).
+
+use crate::error::{SqlError, SqlResult};
+use crate::expr::{ident, object_name, sql_type};
+use crate::split::Distribution;
+use crate::{Output, Session};
+use segexpand_engine::{Layout, TableSpec};
+use segexpand_redistributor::{Options, Redistributor};
+use sqlparser::ast::{self as ast, ColumnOption, Statement};
+
+pub(crate) fn create_table(
+    s: &mut Session,
+    ct: &ast::CreateTable,
+    distribution: Option<Distribution>,
+) -> SqlResult<Output> {
+    let name = object_name(&ct.name);
+    if ct.query.is_some() || ct.like.is_some() {
+        return Err(SqlError::unsupported(
+            "CREATE TABLE AS / LIKE is not supported",
+        ));
+    }
+    if ct.temporary || ct.external {
+        return Err(SqlError::unsupported(
+            "TEMPORARY and EXTERNAL tables are not supported",
+        ));
+    }
+    if !ct.constraints.is_empty() {
+        return Err(SqlError::unsupported(
+            "table constraints (PRIMARY KEY, UNIQUE, CHECK, FOREIGN KEY) are not supported yet",
+        ));
+    }
+    if s.node.table_id(&name).is_some() {
+        if ct.if_not_exists {
+            s.notices
+                .push(format!("relation \"{name}\" already exists, skipping"));
+            return Ok(Output::Command("CREATE TABLE".into()));
+        }
+        return Err(SqlError::new(
+            "42P07",
+            format!("relation \"{name}\" already exists"),
+        ));
+    }
+    if ct.columns.is_empty() {
+        return Err(SqlError::unsupported("a table needs at least one column"));
+    }
+    let mut spec = TableSpec::new(&name);
+    let mut names: Vec<String> = Vec::new();
+    for c in &ct.columns {
+        let cname = ident(&c.name);
+        if names.contains(&cname) {
+            return Err(SqlError::new(
+                "42701",
+                format!("column \"{cname}\" specified more than once"),
+            ));
+        }
+        let ty = sql_type(&c.data_type)?;
+        let mut not_null = false;
+        for o in &c.options {
+            match &o.option {
+                ColumnOption::NotNull => not_null = true,
+                ColumnOption::Null => not_null = false,
+                ColumnOption::Default(_) => {
+                    return Err(SqlError::unsupported(format!(
+                        "DEFAULT (column \"{cname}\") is not supported yet"
+                    )))
+                }
+                ColumnOption::PrimaryKey(_) | ColumnOption::Unique(_) => {
+                    return Err(SqlError::unsupported(format!(
+                        "PRIMARY KEY and UNIQUE (column \"{cname}\") are not enforced yet, so \
+                         they are refused"
+                    )))
+                }
+                other => {
+                    return Err(SqlError::unsupported(format!(
+                        "column option {other} is not supported"
+                    )))
+                }
+            }
+        }
+        spec = if not_null {
+            spec.not_null(&cname, ty)
+        } else {
+            spec.column(&cname, ty)
+        };
+        names.push(cname);
+    }
+    spec = match distribution {
+        Some(Distribution::By(cols)) => {
+            for c in &cols {
+                if !names.contains(c) {
+                    return Err(SqlError::new(
+                        "42703",
+                        format!("column \"{c}\" named in 'DISTRIBUTED BY' clause does not exist"),
+                    ));
+                }
+            }
+            let refs: Vec<&str> = cols.iter().map(String::as_str).collect();
+            spec.distributed_by(&refs)
+        }
+        Some(Distribution::Randomly) => spec.distributed_randomly(),
+        Some(Distribution::Replicated) => {
+            return Err(SqlError::unsupported(
+                "DISTRIBUTED REPLICATED is not supported: tables are hash or randomly distributed",
+            ))
+        }
+        None => {
+            // Greenplum's default: the first column of a hashable type (every type here
+            // hashes).
+            let first = names.first().cloned().unwrap_or_default();
+            s.notices.push(format!(
+                "Table doesn't have 'DISTRIBUTED BY' clause -- Using column named '{first}' as \
+                 the Greenplum Database data distribution key for this table."
+            ));
+            spec.distributed_by(&[first.as_str()])
+        }
+    };
+    s.node.create_table(&spec)?;
+    Ok(Output::Command("CREATE TABLE".into()))
+}
+
+pub(crate) fn drop_or_truncate(s: &mut Session, stmt: &Statement) -> SqlResult<Output> {
+    match stmt {
+        Statement::Drop {
+            object_type: ast::ObjectType::Table,
+            if_exists,
+            names,
+            ..
+        } => {
+            let tables: Vec<String> = names.iter().map(object_name).collect();
+            for t in &tables {
+                if s.node.table_id(t).is_none() && !*if_exists {
+                    return Err(SqlError::undefined_table(t));
+                }
+            }
+            for t in &tables {
+                if s.node.table_id(t).is_none() {
+                    s.notices
+                        .push(format!("table \"{t}\" does not exist, skipping"));
+                    continue;
+                }
+                s.node.drop_table(t)?;
+            }
+            Ok(Output::Command("DROP TABLE".into()))
+        }
+        Statement::Drop { object_type, .. } => Err(SqlError::unsupported(format!(
+            "DROP {object_type} is not supported"
+        ))),
+        Statement::Truncate(t) => {
+            let tables: Vec<String> = t.table_names.iter().map(|n| object_name(&n.name)).collect();
+            for name in &tables {
+                if s.node.table_id(name).is_none() {
+                    return Err(SqlError::undefined_table(name));
+                }
+            }
+            for name in &tables {
+                s.node.truncate_table(name)?;
+            }
+            Ok(Output::Command("TRUNCATE TABLE".into()))
+        }
+        _ => Err(SqlError::unsupported("statement not supported")),
+    }
+}
+
+pub(crate) fn vacuum(s: &mut Session, tables: &[String]) -> SqlResult<Output> {
+    let names: Vec<String> = if tables.is_empty() {
+        s.node.tables().into_iter().map(|t| t.name).collect()
+    } else {
+        tables.to_vec()
+    };
+    for t in &names {
+        if s.node.table_id(t).is_none() {
+            return Err(SqlError::undefined_table(t));
+        }
+        s.node.vacuum(t)?;
+    }
+    Ok(Output::Command("VACUUM".into()))
+}
+
+pub(crate) fn set(s: &mut Session, set: &ast::Set) -> SqlResult<Output> {
+    match set {
+        ast::Set::SingleAssignment {
+            variable, values, ..
+        } => {
+            let name = variable.to_string().to_lowercase();
+            let value = values
+                .iter()
+                .map(|v| match v {
+                    ast::Expr::Value(v) => match &v.value {
+                        ast::Value::SingleQuotedString(s) => s.clone(),
+                        other => other.to_string(),
+                    },
+                    other => other.to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            s.settings.insert(name, value);
+        }
+        ast::Set::SetTimeZone { value, .. } => {
+            s.settings.insert("timezone".into(), value.to_string());
+        }
+        _ => {}
+    }
+    Ok(Output::Command("SET".into()))
+}
+
+pub(crate) fn show(s: &mut Session, variable: &[ast::Ident]) -> SqlResult<Output> {
+    let name = variable.iter().map(ident).collect::<Vec<_>>().join(" ");
+    let name = match name.as_str() {
+        "transaction isolation level" => "transaction_isolation".to_string(),
+        "time zone" => "timezone".to_string(),
+        _ => name,
+    };
+    let Some(v) = s.settings.get(&name) else {
+        return Err(SqlError::new(
+            "42704",
+            format!("unrecognized configuration parameter \"{name}\""),
+        ));
+    };
+    Ok(Output::Rows {
+        columns: vec![crate::Column {
+            name,
+            ty: segexpand_engine::Type::Text,
+        }],
+        rows: vec![vec![Some(v.clone())]],
+    })
+}
+
+fn redistribute(s: &mut Session, table: &str, target: Layout) -> SqlResult<Output> {
+    if s.status != crate::TxnStatus::Idle {
+        return Err(SqlError::new(
+            "25001",
+            "a redistribution cannot run inside a transaction block",
+        ));
+    }
+    let r = Redistributor::start(s.node.clone(), table, target, Options::default())?;
+    r.run()?;
+    Ok(Output::Command("ALTER TABLE".into()))
+}
+
+pub(crate) fn expand(s: &mut Session, table: &str) -> SqlResult<Output> {
+    let def = s
+        .node
+        .table_def(table)
+        .map_err(|_| SqlError::undefined_table(table))?;
+    let all = u16::try_from(s.node.segments().len()).unwrap_or(u16::MAX);
+    if def.layout.segments == all && def.redistribution.is_none() {
+        s.notices.push(format!(
+            "table \"{table}\" is already on all {all} segments"
+        ));
+        return Ok(Output::Command("ALTER TABLE".into()));
+    }
+    let target = Layout {
+        segments: all,
+        ..def.layout.clone()
+    };
+    redistribute(s, table, target)
+}
+
+pub(crate) fn set_distributed(s: &mut Session, table: &str, d: Distribution) -> SqlResult<Output> {
+    let def = s
+        .node
+        .table_def(table)
+        .map_err(|_| SqlError::undefined_table(table))?;
+    let key = match d {
+        Distribution::By(cols) => cols
+            .iter()
+            .map(|c| {
+                def.column_index(c)
+                    .and_then(|i| u16::try_from(i).ok())
+                    .ok_or_else(|| SqlError::undefined_column(c))
+            })
+            .collect::<SqlResult<Vec<u16>>>()?,
+        Distribution::Randomly => Vec::new(),
+        Distribution::Replicated => {
+            return Err(SqlError::unsupported(
+                "DISTRIBUTED REPLICATED is not supported",
+            ))
+        }
+    };
+    let target = Layout {
+        key,
+        ..def.layout.clone()
+    };
+    if target == def.layout {
+        return Ok(Output::Command("ALTER TABLE".into()));
+    }
+    redistribute(s, table, target)
+}

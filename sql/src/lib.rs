@@ -1,0 +1,373 @@
+//! The SQL layer of segexpand: parses SQL with `sqlparser`, plans it over the engine's
+//! tables and runs it in a session's transactions. No sockets: the server crate speaks
+//! the wire protocol and hands statements here; tests drive a [`Session`] directly.
+//!
+//! A [`Session`] is one client's state: its open transaction block (or none: each
+//! statement commits on its own), its settings, and notices waiting to be sent. What
+//! the executor supports and refuses is in `docs/ARCHITECTURE.md` ("SQL").
+
+pub mod error;
+pub mod expr;
+pub mod value;
+
+mod catalog;
+mod ddl;
+mod dml;
+mod select;
+mod split;
+
+pub use error::{SqlError, SqlResult};
+pub use expr::SessionInfo;
+
+use segexpand_engine::{Node, Txn, Type};
+use sqlparser::ast::Statement;
+use sqlparser::dialect::PostgreSqlDialect;
+use sqlparser::parser::Parser;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// What `SHOW server_version` and the startup parameters report: a version psql 15 and
+/// pgbench 15 accept.
+pub const SERVER_VERSION: &str = "15.0";
+/// What `version()` returns.
+pub const SERVER_VERSION_STRING: &str =
+    "PostgreSQL 15.0 (segexpand 0.1: online redistribution for MPP segments)";
+
+/// A result column: name and type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Column {
+    /// Name.
+    pub name: String,
+    /// Type.
+    pub ty: Type,
+}
+
+/// What one statement produced.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// Rows in text format (None: NULL), with their command tag (`SELECT n`).
+    Rows {
+        /// The columns.
+        columns: Vec<Column>,
+        /// The rows.
+        rows: Vec<Vec<Option<String>>>,
+    },
+    /// A command tag (`INSERT 0 3`, `CREATE TABLE`, …).
+    Command(String),
+    /// An empty query string.
+    Empty,
+}
+
+impl Output {
+    /// The command tag to send.
+    pub fn tag(&self) -> String {
+        match self {
+            Output::Rows { rows, .. } => format!("SELECT {}", rows.len()),
+            Output::Command(t) => t.clone(),
+            Output::Empty => String::new(),
+        }
+    }
+}
+
+/// The transaction state a client is told after each query (ReadyForQuery).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxnStatus {
+    /// Not in a transaction block.
+    Idle,
+    /// In a transaction block.
+    InBlock,
+    /// In a failed transaction block: only ROLLBACK (or COMMIT, which rolls back) works.
+    Failed,
+}
+
+/// One client's session.
+pub struct Session {
+    node: Arc<Node>,
+    /// The open transaction block's transaction.
+    txn: Option<Txn>,
+    status: TxnStatus,
+    settings: BTreeMap<String, String>,
+    notices: Vec<String>,
+    info: SessionInfo,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("status", &self.status)
+            .finish()
+    }
+}
+
+impl Session {
+    /// A session of `user` on database `database`.
+    pub fn new(node: Arc<Node>, user: &str, database: &str) -> Self {
+        let mut settings = BTreeMap::new();
+        for (k, v) in [
+            ("server_version", SERVER_VERSION),
+            ("server_encoding", "UTF8"),
+            ("client_encoding", "UTF8"),
+            ("datestyle", "ISO, MDY"),
+            ("timezone", "UTC"),
+            ("standard_conforming_strings", "on"),
+            ("integer_datetimes", "on"),
+            ("transaction_isolation", "read committed"),
+            ("default_transaction_isolation", "read committed"),
+            ("search_path", "\"$user\", public"),
+            ("application_name", ""),
+        ] {
+            settings.insert(k.to_string(), v.to_string());
+        }
+        Session {
+            node,
+            txn: None,
+            status: TxnStatus::Idle,
+            settings,
+            notices: Vec::new(),
+            info: SessionInfo {
+                user: user.to_string(),
+                database: database.to_string(),
+                now: 0,
+            },
+        }
+    }
+
+    /// The node.
+    pub fn node(&self) -> &Arc<Node> {
+        &self.node
+    }
+
+    /// The transaction state.
+    pub fn status(&self) -> TxnStatus {
+        self.status
+    }
+
+    /// Notices raised since the last call (send them before the results).
+    pub fn take_notices(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.notices)
+    }
+
+    /// Runs a simple-protocol query string: every statement in turn, stopping at the
+    /// first error (whose statement's effects are rolled back; in a block, the block
+    /// fails). Returns one result per statement run.
+    pub fn execute(&mut self, sql: &str) -> Vec<SqlResult<Output>> {
+        let pieces = match split::split(sql) {
+            Ok(p) => p,
+            Err(e) => return vec![Err(e)],
+        };
+        if pieces.is_empty() {
+            return vec![Ok(Output::Empty)];
+        }
+        let mut out = Vec::new();
+        for p in pieces {
+            let r = self.run_piece(p, &[]);
+            let failed = r.is_err();
+            out.push(r);
+            if failed {
+                break;
+            }
+        }
+        out
+    }
+
+    /// Runs one statement of `sql` with parameters `params` (the extended protocol's
+    /// Execute; the values are already typed by the caller, see [`Session::describe`]).
+    pub fn execute_with(
+        &mut self,
+        sql: &str,
+        params: &[segexpand_engine::Value],
+    ) -> SqlResult<Output> {
+        let mut pieces = split::split(sql)?;
+        match pieces.len() {
+            0 => Ok(Output::Empty),
+            1 => match pieces.pop() {
+                Some(p) => self.run_piece(p, params),
+                None => Ok(Output::Empty),
+            },
+            _ => Err(SqlError::syntax(
+                "cannot insert multiple commands into a prepared statement",
+            )),
+        }
+    }
+
+    /// Describes one statement: its parameter types (inferred from context where the
+    /// client sent none) and its result columns (empty for a command).
+    pub fn describe(&mut self, sql: &str) -> SqlResult<(Vec<Type>, Vec<Column>)> {
+        let mut pieces = split::split(sql)?;
+        let Some(split::Piece::Sql { text, .. }) = pieces.pop() else {
+            return Ok((Vec::new(), Vec::new()));
+        };
+        let stmt = parse_one(&text)?;
+        match &stmt {
+            Statement::Query(q) => select::describe(self, q),
+            Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_) => {
+                Ok((dml::param_types(self, &stmt)?, Vec::new()))
+            }
+            _ => Ok((Vec::new(), Vec::new())),
+        }
+    }
+
+    fn run_piece(
+        &mut self,
+        p: split::Piece,
+        params: &[segexpand_engine::Value],
+    ) -> SqlResult<Output> {
+        self.info.now = now_micros();
+        if self.status == TxnStatus::Failed {
+            // Only the end of the block is accepted.
+            if let split::Piece::Sql { text, .. } = &p {
+                if let Ok(stmt) = parse_one(text) {
+                    if matches!(stmt, Statement::Rollback { .. } | Statement::Commit { .. }) {
+                        return self.end_block(false);
+                    }
+                }
+            }
+            return Err(SqlError::in_failed_transaction());
+        }
+        match p {
+            split::Piece::Sql { text, distribution } => {
+                let stmt = parse_one(&text)?;
+                self.run_statement(stmt, distribution, params)
+            }
+            split::Piece::Vacuum(tables) => ddl::vacuum(self, &tables),
+            split::Piece::Expand(t) => ddl::expand(self, &t),
+            split::Piece::SetDistributed(t, d) => ddl::set_distributed(self, &t, d),
+        }
+    }
+
+    fn run_statement(
+        &mut self,
+        stmt: Statement,
+        distribution: Option<split::Distribution>,
+        params: &[segexpand_engine::Value],
+    ) -> SqlResult<Output> {
+        match stmt {
+            Statement::StartTransaction { .. } => {
+                if self.status == TxnStatus::InBlock {
+                    self.notices
+                        .push("there is already a transaction in progress".into());
+                } else {
+                    self.txn = Some(self.node.begin()?);
+                    self.status = TxnStatus::InBlock;
+                }
+                Ok(Output::Command("BEGIN".into()))
+            }
+            Statement::Commit { .. } => {
+                if self.status == TxnStatus::Idle {
+                    self.notices
+                        .push("there is no transaction in progress".into());
+                    return Ok(Output::Command("COMMIT".into()));
+                }
+                self.end_block(true)
+            }
+            Statement::Rollback { .. } => {
+                if self.status == TxnStatus::Idle {
+                    self.notices
+                        .push("there is no transaction in progress".into());
+                    return Ok(Output::Command("ROLLBACK".into()));
+                }
+                self.end_block(false)
+            }
+            Statement::CreateTable(ct) => ddl::create_table(self, &ct, distribution),
+            Statement::Drop { .. } | Statement::Truncate(_) => ddl::drop_or_truncate(self, &stmt),
+            Statement::Set(s) => ddl::set(self, &s),
+            Statement::ShowVariable { variable } => ddl::show(self, &variable),
+            Statement::Query(q) => self.in_txn(|tx, s| select::run(s, tx, &q, params)),
+            Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_) => {
+                self.in_txn(|tx, s| dml::run(s, tx, &stmt, params))
+            }
+            Statement::Explain { statement, .. } => select::explain(self, &statement),
+            other => Err(SqlError::unsupported(format!(
+                "statement not supported: {}",
+                first_words(&other.to_string())
+            ))),
+        }
+    }
+
+    /// Ends the block: COMMIT (`commit`, unless it failed: then ROLLBACK) or ROLLBACK.
+    fn end_block(&mut self, commit: bool) -> SqlResult<Output> {
+        let failed = self.status == TxnStatus::Failed;
+        self.status = TxnStatus::Idle;
+        let Some(tx) = self.txn.take() else {
+            return Ok(Output::Command(
+                if commit { "COMMIT" } else { "ROLLBACK" }.into(),
+            ));
+        };
+        if commit && !failed {
+            tx.commit()?;
+            Ok(Output::Command("COMMIT".into()))
+        } else {
+            tx.rollback()?;
+            Ok(Output::Command("ROLLBACK".into()))
+        }
+    }
+
+    /// Runs `f` in the block's transaction, or in one of its own that commits after it
+    /// (autocommit). An error fails the block, or rolls the statement's own back.
+    fn in_txn<T>(
+        &mut self,
+        f: impl FnOnce(&mut Txn, &mut Session) -> SqlResult<T>,
+    ) -> SqlResult<T> {
+        match self.txn.take() {
+            Some(mut tx) => {
+                let r = f(&mut tx, self);
+                self.txn = Some(tx);
+                if r.is_err() {
+                    self.status = TxnStatus::Failed;
+                }
+                r
+            }
+            None => {
+                let mut tx = self.node.begin()?;
+                match f(&mut tx, self) {
+                    Ok(v) => {
+                        tx.commit()?;
+                        Ok(v)
+                    }
+                    Err(e) => {
+                        // The statement's error is what the client needs; a failed
+                        // rollback poisons the node, which later statements report.
+                        let _ = tx.rollback();
+                        Err(e)
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        // A client that went away mid-transaction: its work rolls back.
+        if let Some(tx) = self.txn.take() {
+            let _ = tx.rollback();
+        }
+    }
+}
+
+fn first_words(s: &str) -> String {
+    s.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+}
+
+/// Parses exactly one statement.
+fn parse_one(text: &str) -> SqlResult<Statement> {
+    let mut v = Parser::parse_sql(&PostgreSqlDialect {}, text)
+        .map_err(|e| SqlError::syntax(parse_message(&e.to_string())))?;
+    match (v.pop(), v.is_empty()) {
+        (Some(s), true) => Ok(s),
+        _ => Err(SqlError::syntax("expected one statement")),
+    }
+}
+
+fn parse_message(m: &str) -> String {
+    let m = m.strip_prefix("sql parser error: ").unwrap_or(m);
+    format!("syntax error: {m}")
+}
+
+fn now_micros() -> i64 {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    // 2000-01-01 is 946,684,800 s after the Unix epoch.
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX) - 946_684_800_000_000
+}

@@ -1,0 +1,266 @@
+//! Splitting a query string into statements, and the clauses `sqlparser` does not know:
+//! Greenplum's `DISTRIBUTED BY (…)` / `RANDOMLY` / `REPLICATED` at the end of CREATE
+//! TABLE, `ALTER TABLE t EXPAND TABLE`, `ALTER TABLE t SET DISTRIBUTED BY (…)`, and
+//! PostgreSQL's `VACUUM` / `ANALYZE` forms. They are recognised on the token stream (so
+//! quoted strings and identifiers are never mistaken for them), cut out, and the rest
+//! goes to the parser.
+
+use crate::error::{SqlError, SqlResult};
+use crate::expr::ident;
+use sqlparser::ast::Ident;
+use sqlparser::dialect::PostgreSqlDialect;
+use sqlparser::tokenizer::{Token, Tokenizer, Whitespace};
+
+/// A Greenplum distribution clause.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Distribution {
+    /// `DISTRIBUTED BY (cols)`.
+    By(Vec<String>),
+    /// `DISTRIBUTED RANDOMLY`.
+    Randomly,
+    /// `DISTRIBUTED REPLICATED`.
+    Replicated,
+}
+
+/// One statement of a query string, after the special forms are taken out.
+#[derive(Debug, Clone)]
+pub enum Piece {
+    /// Plain SQL for the parser, with the CREATE TABLE's distribution clause if any.
+    Sql {
+        /// The text.
+        text: String,
+        /// A cut `DISTRIBUTED …` clause.
+        distribution: Option<Distribution>,
+    },
+    /// `ALTER TABLE t EXPAND TABLE`.
+    Expand(String),
+    /// `ALTER TABLE t SET DISTRIBUTED BY (cols)` / `RANDOMLY`.
+    SetDistributed(String, Distribution),
+    /// `VACUUM [FULL|ANALYZE|VERBOSE]* [t, …]` or `ANALYZE [t, …]`.
+    Vacuum(Vec<String>),
+}
+
+fn word(t: &Token) -> Option<String> {
+    match t {
+        Token::Word(w) if w.quote_style.is_none() => Some(w.value.to_lowercase()),
+        _ => None,
+    }
+}
+
+fn name_of(t: &Token) -> Option<String> {
+    match t {
+        Token::Word(w) => Some(ident(&Ident {
+            value: w.value.clone(),
+            quote_style: w.quote_style,
+            span: sqlparser::tokenizer::Span::empty(),
+        })),
+        _ => None,
+    }
+}
+
+/// Splits `sql` into statements (empty ones dropped).
+pub fn split(sql: &str) -> SqlResult<Vec<Piece>> {
+    let tokens = Tokenizer::new(&PostgreSqlDialect {}, sql)
+        .tokenize()
+        .map_err(|e| SqlError::syntax(e.to_string()))?;
+    let mut out = Vec::new();
+    let mut cur: Vec<Token> = Vec::new();
+    let mut depth = 0i32;
+    for t in tokens {
+        match &t {
+            Token::LParen => depth += 1,
+            Token::RParen => depth -= 1,
+            Token::SemiColon if depth <= 0 => {
+                if let Some(p) = piece(std::mem::take(&mut cur))? {
+                    out.push(p);
+                }
+                depth = 0;
+                continue;
+            }
+            _ => {}
+        }
+        cur.push(t);
+    }
+    if let Some(p) = piece(cur)? {
+        out.push(p);
+    }
+    Ok(out)
+}
+
+fn text(tokens: &[Token]) -> String {
+    tokens.iter().map(|t| t.to_string()).collect()
+}
+
+/// The parenthesised column list starting at `toks[0]` (`(a, b)`), and the rest.
+fn column_list(toks: &[&Token]) -> SqlResult<(Vec<String>, usize)> {
+    let bad = || SqlError::syntax("expected a parenthesised column list after DISTRIBUTED BY");
+    if toks.first() != Some(&&Token::LParen) {
+        return Err(bad());
+    }
+    let mut cols = Vec::new();
+    let mut i = 1;
+    loop {
+        let t = toks.get(i).ok_or_else(bad)?;
+        match t {
+            Token::RParen => return Ok((cols, i + 1)),
+            Token::Comma => {}
+            t => cols.push(name_of(t).ok_or_else(bad)?),
+        }
+        i += 1;
+    }
+}
+
+fn distribution(toks: &[&Token]) -> SqlResult<(Distribution, usize)> {
+    match toks.first().and_then(|t| word(t)).as_deref() {
+        Some("by") => {
+            let (cols, n) = column_list(toks.get(1..).unwrap_or_default())?;
+            if cols.is_empty() {
+                return Err(SqlError::syntax("DISTRIBUTED BY needs at least one column"));
+            }
+            Ok((Distribution::By(cols), n + 1))
+        }
+        Some("randomly") => Ok((Distribution::Randomly, 1)),
+        Some("replicated") => Ok((Distribution::Replicated, 1)),
+        _ => Err(SqlError::syntax(
+            "expected BY (columns), RANDOMLY or REPLICATED after DISTRIBUTED",
+        )),
+    }
+}
+
+fn piece(tokens: Vec<Token>) -> SqlResult<Option<Piece>> {
+    // Significant tokens (no whitespace or comments), with their positions.
+    let sig: Vec<(usize, &Token)> = tokens
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| !matches!(t, Token::Whitespace(_)))
+        .collect();
+    if sig.is_empty() {
+        return Ok(None);
+    }
+    let words: Vec<Option<String>> = sig.iter().map(|(_, t)| word(t)).collect();
+    let w = |i: usize| words.get(i).cloned().flatten();
+    let toks: Vec<&Token> = sig.iter().map(|(_, t)| *t).collect();
+    match w(0).as_deref() {
+        Some("vacuum") | Some("analyze") | Some("analyse") => {
+            let mut names = Vec::new();
+            for t in toks.iter().skip(1) {
+                match word(t).as_deref() {
+                    Some("full" | "analyze" | "analyse" | "verbose" | "freeze") => {}
+                    _ => {
+                        if let Some(n) = name_of(t) {
+                            names.push(n);
+                        }
+                    }
+                }
+            }
+            return Ok(Some(Piece::Vacuum(names)));
+        }
+        Some("alter") if w(1).as_deref() == Some("table") => {
+            // ALTER TABLE [ONLY] name EXPAND TABLE | SET DISTRIBUTED …
+            let mut i = 2;
+            if w(i).as_deref() == Some("only") {
+                i += 1;
+            }
+            let name = toks.get(i).and_then(|t| name_of(t));
+            if let Some(name) = name {
+                match (w(i + 1).as_deref(), w(i + 2).as_deref()) {
+                    (Some("expand"), Some("table")) if toks.len() == i + 3 => {
+                        return Ok(Some(Piece::Expand(name)));
+                    }
+                    (Some("set"), Some("distributed")) => {
+                        let rest = toks.get(i + 3..).unwrap_or_default();
+                        let (d, n) = distribution(rest)?;
+                        if n != rest.len() {
+                            return Err(SqlError::syntax(
+                                "unexpected text after the distribution clause",
+                            ));
+                        }
+                        return Ok(Some(Piece::SetDistributed(name, d)));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Some("create") => {
+            let mut depth = 0i32;
+            for (k, (pos, t)) in sig.iter().enumerate() {
+                match t {
+                    Token::LParen => depth += 1,
+                    Token::RParen => depth -= 1,
+                    _ => {}
+                }
+                if depth == 0 && word(t).as_deref() == Some("distributed") {
+                    let rest = toks.get(k + 1..).unwrap_or_default();
+                    let (d, n) = distribution(rest)?;
+                    if n != rest.len() {
+                        return Err(SqlError::syntax(
+                            "unexpected text after the distribution clause",
+                        ));
+                    }
+                    let before = tokens.get(..*pos).unwrap_or_default();
+                    return Ok(Some(Piece::Sql {
+                        text: text(before),
+                        distribution: Some(d),
+                    }));
+                }
+            }
+        }
+        _ => {}
+    }
+    let only_comments = tokens.iter().all(|t| {
+        matches!(
+            t,
+            Token::Whitespace(Whitespace::SingleLineComment { .. })
+                | Token::Whitespace(Whitespace::MultiLineComment(_))
+                | Token::Whitespace(_)
+        )
+    });
+    if only_comments {
+        return Ok(None);
+    }
+    Ok(Some(Piece::Sql {
+        text: text(&tokens),
+        distribution: None,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn greenplum_clauses_are_cut_and_strings_are_not_mistaken_for_them() {
+        let p = split(
+            "create table t (a int, b text) distributed by (a); \
+             insert into t values (1, 'distributed by (x); alter table t expand table');\
+             ALTER TABLE t EXPAND TABLE; alter table \"T\" set distributed by (b);\
+             create table r (a int) DISTRIBUTED RANDOMLY; vacuum analyze t; ;",
+        )
+        .unwrap();
+        assert_eq!(p.len(), 6, "{p:?}");
+        match &p[0] {
+            Piece::Sql { text, distribution } => {
+                assert_eq!(text.trim(), "create table t (a int, b text)");
+                assert_eq!(distribution, &Some(Distribution::By(vec!["a".into()])));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            matches!(&p[1], Piece::Sql { distribution: None, text } if text.contains("expand table')"))
+        );
+        assert!(matches!(&p[2], Piece::Expand(t) if t == "t"));
+        assert!(
+            matches!(&p[3], Piece::SetDistributed(t, Distribution::By(c)) if t == "T" && c == &["b"])
+        );
+        assert!(matches!(
+            &p[4],
+            Piece::Sql {
+                distribution: Some(Distribution::Randomly),
+                ..
+            }
+        ));
+        assert!(matches!(&p[5], Piece::Vacuum(n) if n == &["t"]));
+        assert!(split("create table t (a int) distributed by a").is_err());
+        assert!(split("-- just a comment").unwrap().is_empty());
+    }
+}

@@ -1,0 +1,262 @@
+//! The SQL layer driven as a client would, without sockets: DDL, DML, queries,
+//! transactions and errors with their SQLSTATEs.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+use segexpand_engine::{Node, NodeOptions};
+use segexpand_sql::{Output, Session, TxnStatus};
+use std::sync::Arc;
+
+fn node(segments: u16) -> (tempfile::TempDir, Arc<Node>) {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::create_dir(dir.path(), segments, NodeOptions::default()).unwrap();
+    (dir, node)
+}
+
+/// Runs `sql`, expecting success; the last statement's output.
+fn ok(s: &mut Session, sql: &str) -> Output {
+    let mut out = s.execute(sql);
+    for r in &out {
+        if let Err(e) = r {
+            panic!("{sql}: {e}");
+        }
+    }
+    out.pop().unwrap().unwrap()
+}
+
+fn rows(s: &mut Session, sql: &str) -> Vec<Vec<Option<String>>> {
+    match ok(s, sql) {
+        Output::Rows { rows, .. } => rows,
+        other => panic!("{sql}: {other:?}"),
+    }
+}
+
+fn err(s: &mut Session, sql: &str) -> String {
+    match s.execute(sql).pop().unwrap() {
+        Err(e) => e.sqlstate.to_string(),
+        Ok(o) => panic!("{sql}: expected an error, got {o:?}"),
+    }
+}
+
+fn cell(v: &str) -> Option<String> {
+    Some(v.to_string())
+}
+
+#[test]
+fn create_insert_select_update_delete_through_sql() {
+    let (_d, node) = node(3);
+    let mut s = Session::new(node, "u", "d");
+    ok(
+        &mut s,
+        "CREATE TABLE acct (id int NOT NULL, owner varchar(8), bal numeric) DISTRIBUTED BY (id)",
+    );
+    assert_eq!(
+        ok(
+            &mut s,
+            "INSERT INTO acct VALUES (1, 'ann', 10.5), (2, 'bob', 3), (3, NULL, 0)"
+        )
+        .tag(),
+        "INSERT 0 3"
+    );
+    ok(
+        &mut s,
+        "insert into acct (owner, id, bal) values ('cy', 4, '7.25')",
+    );
+    assert_eq!(
+        rows(&mut s, "select owner, bal from acct where id = 1"),
+        vec![vec![cell("ann"), cell("10.5")]]
+    );
+    assert_eq!(
+        rows(
+            &mut s,
+            "SELECT count(*), sum(bal), min(id), max(owner) FROM acct"
+        ),
+        vec![vec![cell("4"), cell("20.75"), cell("1"), cell("cy")]]
+    );
+    assert_eq!(
+        ok(&mut s, "UPDATE acct SET bal = bal + 1 WHERE id = 2").tag(),
+        "UPDATE 1"
+    );
+    assert_eq!(
+        ok(&mut s, "update acct set bal = bal * 2 where bal > 5").tag(),
+        "UPDATE 2"
+    );
+    assert_eq!(
+        rows(
+            &mut s,
+            "select id, bal from acct order by id desc limit 2 offset 1"
+        ),
+        vec![vec![cell("3"), cell("0")], vec![cell("2"), cell("4")]]
+    );
+    assert_eq!(
+        ok(&mut s, "DELETE FROM acct WHERE owner IS NULL").tag(),
+        "DELETE 1"
+    );
+    assert_eq!(
+        ok(&mut s, "delete from acct where id = 4").tag(),
+        "DELETE 1"
+    );
+    assert_eq!(
+        rows(&mut s, "select count(*) from acct"),
+        vec![vec![cell("2")]]
+    );
+
+    // gp_segment_id shows where rows live; the counts add up.
+    ok(&mut s, "create table t (k int, v int)");
+    let values: Vec<String> = (0..300).map(|i| format!("({i}, {})", i % 7)).collect();
+    ok(
+        &mut s,
+        &format!("insert into t values {}", values.join(",")),
+    );
+    let per_seg = rows(
+        &mut s,
+        "SELECT gp_segment_id, count(*) FROM t GROUP BY 1 ORDER BY 1",
+    );
+    assert_eq!(per_seg.len(), 3);
+    let total: i64 = per_seg
+        .iter()
+        .map(|r| r[1].as_ref().unwrap().parse::<i64>().unwrap())
+        .sum();
+    assert_eq!(total, 300);
+    assert_eq!(
+        rows(
+            &mut s,
+            "select v, count(*) from t group by v having count(*) < 43 order by v"
+        ),
+        vec![vec![cell("6"), cell("42")]]
+    );
+    assert_eq!(
+        s.take_notices().len(),
+        1,
+        "the default distribution key is announced"
+    );
+    match ok(&mut s, "explain select * from t where k = 5") {
+        Output::Rows { rows, .. } => {
+            assert!(rows[0][0].as_ref().unwrap().contains("Direct dispatch"))
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn transactions_roll_back_and_a_failed_block_refuses_until_its_end() {
+    let (_d, node) = node(2);
+    let mut s = Session::new(node.clone(), "u", "d");
+    ok(&mut s, "create table t (k int, v int) distributed by (k)");
+    ok(&mut s, "begin; insert into t values (1, 1); rollback");
+    assert_eq!(
+        rows(&mut s, "select count(*) from t"),
+        vec![vec![cell("0")]]
+    );
+    ok(&mut s, "BEGIN");
+    assert_eq!(s.status(), TxnStatus::InBlock);
+    ok(&mut s, "insert into t values (2, 2)");
+    // Another session does not see the uncommitted row.
+    let mut other = Session::new(node, "u", "d");
+    assert_eq!(
+        rows(&mut other, "select count(*) from t"),
+        vec![vec![cell("0")]]
+    );
+    assert_eq!(err(&mut s, "select nope from t"), "42703");
+    assert_eq!(s.status(), TxnStatus::Failed);
+    assert_eq!(err(&mut s, "select 1"), "25P02");
+    assert_eq!(ok(&mut s, "commit").tag(), "ROLLBACK");
+    assert_eq!(s.status(), TxnStatus::Idle);
+    assert_eq!(
+        rows(&mut other, "select count(*) from t"),
+        vec![vec![cell("0")]]
+    );
+    // A session dropped mid-block rolls back.
+    ok(&mut other, "begin; insert into t values (3, 3)");
+    drop(other);
+    assert_eq!(
+        rows(&mut s, "select count(*) from t"),
+        vec![vec![cell("0")]]
+    );
+}
+
+#[test]
+fn bad_input_gets_the_right_sqlstate_and_changes_nothing() {
+    let (_d, node) = node(2);
+    let mut s = Session::new(node, "u", "d");
+    ok(
+        &mut s,
+        "create table t (k int not null, s varchar(3), n smallint) distributed by (k)",
+    );
+    assert_eq!(err(&mut s, "selec 1"), "42601");
+    assert_eq!(err(&mut s, "select * from nope"), "42P01");
+    assert_eq!(err(&mut s, "select zz from t"), "42703");
+    assert_eq!(
+        err(&mut s, "insert into t values (99999999999, 'a', 1)"),
+        "22003"
+    );
+    assert_eq!(err(&mut s, "insert into t values (1, 'abcd', 1)"), "22001");
+    assert_eq!(err(&mut s, "insert into t values (1, 'a', 40000)"), "22003");
+    assert_eq!(err(&mut s, "insert into t values ('x', 'a', 1)"), "22P02");
+    assert_eq!(err(&mut s, "insert into t values (NULL, 'a', 1)"), "23502");
+    assert_eq!(err(&mut s, "insert into t values (1, 'a')"), "42601");
+    assert_eq!(err(&mut s, "select 1/0"), "22012");
+    assert_eq!(
+        err(&mut s, "create table r (a int) distributed replicated"),
+        "0A000"
+    );
+    assert_eq!(err(&mut s, "create table t (a int)"), "42P07");
+    assert_eq!(
+        err(
+            &mut s,
+            "create table r (a int, b int, c int) distributed by (zz)"
+        ),
+        "42703"
+    );
+    assert_eq!(
+        err(&mut s, "update t set n = n + 1 where k = 1 and nope = 2"),
+        "42703"
+    );
+    assert_eq!(
+        rows(&mut s, "select count(*) from t"),
+        vec![vec![cell("0")]]
+    );
+    // A multi-statement string stops at the first error.
+    let out = s.execute(
+        "insert into t values (1, 'a', 1); select * from nope; insert into t values (2, 'b', 2)",
+    );
+    assert_eq!(out.len(), 2);
+    assert_eq!(
+        rows(&mut s, "select count(*) from t"),
+        vec![vec![cell("1")]]
+    );
+}
+
+#[test]
+fn parameters_are_typed_from_context() {
+    let (_d, node) = node(2);
+    let mut s = Session::new(node, "u", "d");
+    ok(
+        &mut s,
+        "create table a (aid int not null, abalance int, filler char(10)) distributed by (aid)",
+    );
+    ok(&mut s, "insert into a values (1, 0, ''), (2, 0, '')");
+    let (types, cols) = s
+        .describe("UPDATE a SET abalance = abalance + $1 WHERE aid = $2;")
+        .unwrap();
+    assert_eq!(
+        types,
+        vec![segexpand_engine::Type::Int4, segexpand_engine::Type::Int4]
+    );
+    assert!(cols.is_empty());
+    let (types, cols) = s.describe("SELECT abalance FROM a WHERE aid = $1").unwrap();
+    assert_eq!(types, vec![segexpand_engine::Type::Int4]);
+    assert_eq!(cols.len(), 1);
+    use segexpand_engine::Value;
+    s.execute_with(
+        "UPDATE a SET abalance = abalance + $1 WHERE aid = $2;",
+        &[Value::Int4(-5), Value::Int4(2)],
+    )
+    .unwrap();
+    match s
+        .execute_with("SELECT abalance FROM a WHERE aid = $1", &[Value::Int4(2)])
+        .unwrap()
+    {
+        Output::Rows { rows, .. } => assert_eq!(rows, vec![vec![cell("-5")]]),
+        other => panic!("{other:?}"),
+    }
+}
