@@ -2,11 +2,13 @@
 //!
 //! - `segexpand demo` — the main job, on an embedded default data directory
 //!   (`./segexpand-data`).
+//! - `segexpand serve [--dir D] [--port P] …` — SQL over the PostgreSQL wire protocol.
 //! - `segexpand verify --dir D` — check every page, WAL record, VM file and the control
 //!   file of a data directory; exit 0 when clean, 1 with one line per problem otherwise.
 
 mod demo;
 mod out;
+mod serve;
 
 use clap::{Parser, Subcommand};
 use segexpand_engine::vfs::RealVfs;
@@ -31,6 +33,8 @@ struct Cli {
 enum Cmd {
     /// Run the demo on a data directory (created when missing).
     Demo(demo::DemoArgs),
+    /// Serve SQL over the PostgreSQL wire protocol (psql, pgbench) on a data directory.
+    Serve(serve::ServeArgs),
     /// Verify a data directory: page checksums, WAL records, VM files, control file.
     Verify {
         /// The data directory.
@@ -68,6 +72,7 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Cmd::Serve(args) => serve::run(&args),
         Cmd::Verify { dir } => verify(&dir),
     }
 }

@@ -11,6 +11,7 @@ pub mod expr;
 pub mod value;
 
 mod catalog;
+mod copy;
 mod ddl;
 mod dml;
 mod select;
@@ -56,6 +57,20 @@ pub enum Output {
     Command(String),
     /// An empty query string.
     Empty,
+    /// A `COPY … FROM STDIN` waiting for its data ([`Session::copy_in`]).
+    CopyIn {
+        /// The table.
+        table: String,
+        /// The columns the data gives, by position.
+        columns: Vec<usize>,
+    },
+    /// A `COPY … TO STDOUT`'s data: text-format lines, each ending in a newline.
+    CopyOut {
+        /// Columns per line.
+        columns: usize,
+        /// The lines.
+        lines: Vec<String>,
+    },
 }
 
 impl Output {
@@ -64,7 +79,8 @@ impl Output {
         match self {
             Output::Rows { rows, .. } => format!("SELECT {}", rows.len()),
             Output::Command(t) => t.clone(),
-            Output::Empty => String::new(),
+            Output::Empty | Output::CopyIn { .. } => String::new(),
+            Output::CopyOut { lines, .. } => format!("COPY {}", lines.len()),
         }
     }
 }
@@ -161,9 +177,10 @@ impl Session {
         let mut out = Vec::new();
         for p in pieces {
             let r = self.run_piece(p, &[]);
-            let failed = r.is_err();
+            // An error ends the string; so does a COPY FROM STDIN (its data comes next).
+            let stop = matches!(r, Err(_) | Ok(Output::CopyIn { .. }));
             out.push(r);
-            if failed {
+            if stop {
                 break;
             }
         }
@@ -232,6 +249,7 @@ impl Session {
             split::Piece::Vacuum(tables) => ddl::vacuum(self, &tables),
             split::Piece::Expand(t) => ddl::expand(self, &t),
             split::Piece::SetDistributed(t, d) => ddl::set_distributed(self, &t, d),
+            split::Piece::Copy { table, columns, to } => copy::start(self, &table, &columns, to),
         }
     }
 

@@ -38,6 +38,15 @@ pub enum Piece {
     SetDistributed(String, Distribution),
     /// `VACUUM [FULL|ANALYZE|VERBOSE]* [t, …]` or `ANALYZE [t, …]`.
     Vacuum(Vec<String>),
+    /// `COPY t [(cols)] FROM STDIN | TO STDOUT [[WITH] (options)]`, text format.
+    Copy {
+        /// The table.
+        table: String,
+        /// The columns named (empty: all).
+        columns: Vec<String>,
+        /// TO STDOUT (else FROM STDIN).
+        to: bool,
+    },
 }
 
 fn word(t: &Token) -> Option<String> {
@@ -155,6 +164,7 @@ fn piece(tokens: Vec<Token>) -> SqlResult<Option<Piece>> {
             }
             return Ok(Some(Piece::Vacuum(names)));
         }
+        Some("copy") => return copy(&toks).map(Some),
         Some("alter") if w(1).as_deref() == Some("table") => {
             // ALTER TABLE [ONLY] name EXPAND TABLE | SET DISTRIBUTED …
             let mut i = 2;
@@ -224,6 +234,69 @@ fn piece(tokens: Vec<Token>) -> SqlResult<Option<Piece>> {
     }))
 }
 
+/// `COPY name [(cols)] FROM STDIN | TO STDOUT [[WITH] (option [value], …)]`. Options
+/// accepted: `FREEZE [on|true|off|false]`, `FORMAT text`; others are refused.
+fn copy(toks: &[&Token]) -> SqlResult<Piece> {
+    let bad = |m: &str| SqlError::syntax(format!("COPY: {m}"));
+    let mut i = 1;
+    let table = toks
+        .get(i)
+        .and_then(|t| name_of(t))
+        .ok_or_else(|| bad("expected a table name"))?;
+    i += 1;
+    // A schema-qualified name: take the last part.
+    let mut table = table;
+    while toks.get(i) == Some(&&Token::Period) {
+        table = toks
+            .get(i + 1)
+            .and_then(|t| name_of(t))
+            .ok_or_else(|| bad("expected a table name"))?;
+        i += 2;
+    }
+    let mut columns = Vec::new();
+    if toks.get(i) == Some(&&Token::LParen) {
+        let (cols, n) = column_list(toks.get(i..).unwrap_or_default())
+            .map_err(|_| bad("expected a column list"))?;
+        columns = cols;
+        i += n;
+    }
+    let dir = toks.get(i).and_then(|t| word(t));
+    let end = toks.get(i + 1).and_then(|t| word(t));
+    let to = match (dir.as_deref(), end.as_deref()) {
+        (Some("from"), Some("stdin")) => false,
+        (Some("to"), Some("stdout")) => true,
+        (Some("from" | "to"), _) => return Err(SqlError::unsupported(
+            "COPY to or from a file or program is not supported: use STDIN/STDOUT (psql's \\copy)",
+        )),
+        _ => return Err(bad("expected FROM STDIN or TO STDOUT")),
+    };
+    i += 2;
+    if toks.get(i).and_then(|t| word(t)).as_deref() == Some("with") {
+        i += 1;
+    }
+    let rest: Vec<&Token> = toks.get(i..).unwrap_or_default().to_vec();
+    let opts: Vec<String> = rest
+        .iter()
+        .filter(|t| !matches!(t, Token::LParen | Token::RParen | Token::Comma))
+        .map(|t| word(t).unwrap_or_else(|| t.to_string().to_lowercase()))
+        .collect();
+    let mut k = 0;
+    while let Some(o) = opts.get(k) {
+        let v = opts.get(k + 1).map(String::as_str);
+        match (o.as_str(), v) {
+            ("freeze", Some("on" | "true" | "off" | "false")) => k += 2,
+            ("freeze", _) => k += 1,
+            ("format", Some("text")) => k += 2,
+            _ => {
+                return Err(SqlError::unsupported(format!(
+                    "COPY option {o} is not supported (text format only)"
+                )))
+            }
+        }
+    }
+    Ok(Piece::Copy { table, columns, to })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -261,6 +334,16 @@ mod tests {
         ));
         assert!(matches!(&p[5], Piece::Vacuum(n) if n == &["t"]));
         assert!(split("create table t (a int) distributed by a").is_err());
+        let c = split("copy pgbench_accounts from stdin with (freeze on)").unwrap();
+        assert!(
+            matches!(&c[0], Piece::Copy { table, columns, to: false } if table == "pgbench_accounts" && columns.is_empty())
+        );
+        let c = split("COPY public.t (b, a) TO STDOUT").unwrap();
+        assert!(
+            matches!(&c[0], Piece::Copy { table, columns, to: true } if table == "t" && columns == &["b", "a"])
+        );
+        assert!(split("copy t from '/etc/passwd'").is_err());
+        assert!(split("copy t from stdin (format csv)").is_err());
         assert!(split("-- just a comment").unwrap().is_empty());
     }
 }
