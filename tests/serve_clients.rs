@@ -52,6 +52,10 @@ impl Server {
         }
     }
 
+    fn dir(&self) -> std::path::PathBuf {
+        self._dir.path().join("data")
+    }
+
     fn client(&self, program: &str) -> Command {
         let found = Command::new(program).arg("--version").output();
         assert!(
@@ -93,7 +97,7 @@ impl Server {
     fn query(&self, sql: &str) -> String {
         let out = self
             .client("psql")
-            .args(["-X", "-At", "-c", sql])
+            .args(["-X", "-q", "-At", "-c", sql])
             .output()
             .unwrap();
         assert!(
@@ -242,4 +246,81 @@ fn pgbench_runs_every_protocol_mode_without_failures_and_keeps_the_tpcb_invarian
     assert!(sums.iter().all(|s| *s == sums[0]), "{sums:?}");
     assert_eq!(srv.query("select count(*) from pgbench_history"), "480");
     srv.stop();
+}
+
+#[test]
+fn pgbench_keeps_running_while_its_accounts_table_expands_online_through_sql() {
+    let mut srv = Server::start();
+    let init = srv
+        .client("pgbench")
+        .args(["-i", "-I", "dtgv", "-s", "1", "-q"])
+        .output()
+        .unwrap();
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    // tpcb-like, 4 clients, for the whole of the changes below.
+    let bench = srv
+        .client("pgbench")
+        .args(["-n", "-c", "4", "-j", "2", "-T", "6", "-M", "prepared"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    assert_eq!(srv.query("select segexpand_add_segments(2)"), "{4,5}");
+    assert_eq!(srv.query("alter table pgbench_accounts expand table"), "");
+    assert_eq!(
+        srv.query("alter table pgbench_tellers set distributed by (bid)"),
+        ""
+    );
+    let out = bench.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("number of failed transactions: 0 (0.000%)"),
+        "{text}"
+    );
+    let sums: Vec<String> = [
+        "select sum(abalance) from pgbench_accounts",
+        "select sum(tbalance) from pgbench_tellers",
+        "select sum(bbalance) from pgbench_branches",
+        "select sum(delta) from pgbench_history",
+    ]
+    .iter()
+    .map(|q| srv.query(q))
+    .collect();
+    assert!(sums.iter().all(|s| *s == sums[0]), "{sums:?}");
+    assert_eq!(srv.query("select count(*) from pgbench_accounts"), "100000");
+    let per_seg =
+        srv.query("select gp_segment_id, count(*) from pgbench_accounts group by 1 order by 1");
+    let counts: Vec<f64> = per_seg
+        .lines()
+        .map(|l| l.split('|').nth(1).unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(counts.len(), 6, "{per_seg}");
+    for c in &counts {
+        let share = c / 100_000.0;
+        assert!((share - 1.0 / 6.0).abs() < 0.02, "{per_seg}");
+    }
+    srv.stop();
+    // Every row on the segment its key hashes to, read by the engine itself.
+    let node =
+        segexpand_engine::Node::open_dir(&srv.dir(), segexpand_engine::NodeOptions::default())
+            .unwrap();
+    for t in ["pgbench_accounts", "pgbench_tellers", "pgbench_branches"] {
+        let problems = node.check_placement(t).unwrap();
+        assert!(problems.is_empty(), "{t}: {problems:?}");
+    }
+    assert_eq!(
+        node.table_def("pgbench_accounts").unwrap().layout.segments,
+        6
+    );
+    node.close().unwrap();
 }

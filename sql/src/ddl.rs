@@ -291,3 +291,34 @@ pub(crate) fn set_distributed(s: &mut Session, table: &str, d: Distribution) -> 
     }
     redistribute(s, table, target)
 }
+
+/// Most segments one `segexpand_add_segments` call adds.
+const ADD_SEGMENTS_MAX: i64 = 64;
+
+/// `SELECT segexpand_add_segments(n)`: adds `n` empty segments to the node, online (no
+/// table moves; `ALTER TABLE … EXPAND TABLE` moves one). Returns the new content ids.
+pub(crate) fn add_segments(s: &mut Session, n: i64) -> SqlResult<Output> {
+    if !(1..=ADD_SEGMENTS_MAX).contains(&n) {
+        return Err(SqlError::new(
+            "22023",
+            format!("segexpand_add_segments: n must be 1..={ADD_SEGMENTS_MAX}, got {n}"),
+        ));
+    }
+    if s.status != crate::TxnStatus::Idle {
+        return Err(SqlError::new(
+            "25001",
+            "segexpand_add_segments cannot run inside a transaction block",
+        ));
+    }
+    let mut ids = Vec::new();
+    for _ in 0..n {
+        ids.push(s.node.add_new_segment()?.to_string());
+    }
+    Ok(Output::Rows {
+        columns: vec![crate::Column {
+            name: "segexpand_add_segments".into(),
+            ty: segexpand_engine::Type::Text,
+        }],
+        rows: vec![vec![Some(format!("{{{}}}", ids.join(",")))]],
+    })
+}

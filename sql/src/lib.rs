@@ -250,6 +250,7 @@ impl Session {
             split::Piece::Expand(t) => ddl::expand(self, &t),
             split::Piece::SetDistributed(t, d) => ddl::set_distributed(self, &t, d),
             split::Piece::Copy { table, columns, to } => copy::start(self, &table, &columns, to),
+            split::Piece::AddSegments(n) => ddl::add_segments(self, n),
         }
     }
 

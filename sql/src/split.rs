@@ -38,6 +38,8 @@ pub enum Piece {
     SetDistributed(String, Distribution),
     /// `VACUUM [FULL|ANALYZE|VERBOSE]* [t, …]` or `ANALYZE [t, …]`.
     Vacuum(Vec<String>),
+    /// `SELECT segexpand_add_segments(n)`: adds `n` empty segments to the node, online.
+    AddSegments(i64),
     /// `COPY t [(cols)] FROM STDIN | TO STDOUT [[WITH] (options)]`, text format.
     Copy {
         /// The table.
@@ -165,6 +167,20 @@ fn piece(tokens: Vec<Token>) -> SqlResult<Option<Piece>> {
             return Ok(Some(Piece::Vacuum(names)));
         }
         Some("copy") => return copy(&toks).map(Some),
+        Some("select") if w(1).as_deref() == Some("segexpand_add_segments") => {
+            let n = match (toks.get(2), toks.get(3), toks.get(4), toks.len()) {
+                (Some(Token::LParen), Some(Token::Number(n, _)), Some(Token::RParen), 5) => {
+                    n.parse::<i64>().ok()
+                }
+                _ => None,
+            };
+            return match n {
+                Some(n) => Ok(Some(Piece::AddSegments(n))),
+                None => Err(SqlError::syntax(
+                    "segexpand_add_segments takes one integer: SELECT segexpand_add_segments(n)",
+                )),
+            };
+        }
         Some("alter") if w(1).as_deref() == Some("table") => {
             // ALTER TABLE [ONLY] name EXPAND TABLE | SET DISTRIBUTED …
             let mut i = 2;
