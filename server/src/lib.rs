@@ -16,11 +16,8 @@ use bytes::Bytes;
 use futures::{stream, Sink, SinkExt};
 use parking_lot::Mutex;
 use pgwire::api::auth::cleartext::CleartextPasswordAuth;
-use pgwire::api::auth::driver::AuthOutcome;
 use pgwire::api::auth::mechanism::AuthMechanismFactory;
-use pgwire::api::auth::{
-    AuthDriver, AuthSource, LoginInfo, Password, ServerParameterProvider, StartupHandler,
-};
+use pgwire::api::auth::{AuthDriver, StartupHandler};
 use pgwire::api::cancel::{CancelHandler, DefaultCancelHandler};
 use pgwire::api::copy::CopyHandler;
 use pgwire::api::portal::{Format, Portal};
@@ -36,18 +33,20 @@ use pgwire::api::{
 use pgwire::error::{
     ErrorInfo, PgWireError, PgWireResult, SEVERITY_ERROR, SEVERITY_FATAL, SEVERITY_NOTICE,
 };
-use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
+use pgwire::messages::copy::CopyData;
 use pgwire::messages::data::{NoData, ParameterDescription};
 use pgwire::messages::extendedquery::{Describe, TARGET_TYPE_BYTE_STATEMENT};
 use pgwire::messages::response::NoticeResponse;
-use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+use pgwire::messages::PgWireBackendMessage;
 use segexpand_engine::{Node, Type, Value};
 use segexpand_sql::{value, Column, Output, Session, SqlError};
-use std::collections::HashMap;
 use std::fmt::Debug;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+
+mod copy;
+mod startup;
 
 /// How the server listens.
 #[derive(Debug, Clone)]
@@ -81,50 +80,14 @@ struct Shared {
     password: Option<String>,
 }
 
-struct Params;
-impl ServerParameterProvider for Params {
-    fn server_parameters<C: ClientInfo>(&self, c: &C) -> Option<HashMap<String, String>> {
-        let user = c.metadata().get("user").cloned().unwrap_or_default();
-        let app = c
-            .metadata()
-            .get("application_name")
-            .cloned()
-            .unwrap_or_default();
-        let kv = [
-            ("server_version", segexpand_sql::SERVER_VERSION.to_string()),
-            ("server_encoding", "UTF8".into()),
-            ("client_encoding", "UTF8".into()),
-            ("DateStyle", "ISO, MDY".into()),
-            ("IntervalStyle", "postgres".into()),
-            ("TimeZone", "UTC".into()),
-            ("integer_datetimes", "on".into()),
-            ("standard_conforming_strings", "on".into()),
-            ("is_superuser", "on".into()),
-            ("session_authorization", user),
-            ("application_name", app),
-        ];
-        Some(kv.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
-    }
-}
-
-#[derive(Debug)]
-struct StaticPassword(String);
-
-#[async_trait]
-impl AuthSource for StaticPassword {
-    async fn get_password(&self, _l: &LoginInfo) -> PgWireResult<Password> {
-        Ok(Password::new(None, self.0.as_bytes().to_vec()))
-    }
-}
-
 /// One connection: its session (created at startup) and its auth state.
 struct Conn {
     shared: Arc<Shared>,
     session: Arc<Mutex<Option<Session>>>,
     /// A COPY FROM STDIN in progress: its table, columns and the data so far.
-    copy: Mutex<Option<CopyIn>>,
+    copy: Mutex<Option<copy::CopyIn>>,
     slot: AtomicUsize,
-    driver: AuthDriver<Params>,
+    driver: AuthDriver<startup::Params>,
     auth: Option<Arc<dyn AuthMechanismFactory>>,
 }
 
@@ -136,12 +99,6 @@ impl Drop for Conn {
             self.shared.active.fetch_sub(1, Ordering::AcqRel);
         }
     }
-}
-
-struct CopyIn {
-    table: String,
-    columns: Vec<usize>,
-    data: Vec<u8>,
 }
 
 struct Handlers {
@@ -275,62 +232,6 @@ impl Conn {
 }
 
 #[async_trait]
-impl StartupHandler for Conn {
-    async fn on_startup<C>(
-        &self,
-        client: &mut C,
-        message: PgWireFrontendMessage,
-    ) -> PgWireResult<()>
-    where
-        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
-        C::Error: Debug,
-        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
-    {
-        match message {
-            PgWireFrontendMessage::Startup(ref startup) => {
-                pgwire::api::auth::protocol_negotiation(client, startup).await?;
-                pgwire::api::auth::save_startup_parameters_to_metadata(client, startup);
-                let n = self.shared.active.fetch_add(1, Ordering::AcqRel) + 1;
-                if n > self.shared.max {
-                    self.shared.active.fetch_sub(1, Ordering::AcqRel);
-                    return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
-                        SEVERITY_FATAL.into(),
-                        "53300".into(),
-                        "sorry, too many clients already".into(),
-                    ))));
-                }
-                self.slot.store(1, Ordering::Release);
-                let user = client.metadata().get("user").cloned().unwrap_or_default();
-                let db = client
-                    .metadata()
-                    .get("database")
-                    .cloned()
-                    .unwrap_or_else(|| user.clone());
-                *self.session.lock() = Some(Session::new(self.shared.node.clone(), &user, &db));
-                match &self.auth {
-                    None => self.driver.complete_authentication(client, None).await?,
-                    Some(f) => {
-                        self.driver.begin_authentication(client, f.create()).await?;
-                    }
-                }
-                Ok(())
-            }
-            PgWireFrontendMessage::PasswordMessageFamily(m) => {
-                if let AuthOutcome::Authenticated { final_message, .. } =
-                    self.driver.advance_authentication(client, m).await?
-                {
-                    self.driver
-                        .complete_authentication(client, final_message)
-                        .await?;
-                }
-                Ok(())
-            }
-            _ => Ok(()),
-        }
-    }
-}
-
-#[async_trait]
 impl SimpleQueryHandler for Conn {
     async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
     where
@@ -352,7 +253,7 @@ impl SimpleQueryHandler for Conn {
             match r {
                 Ok(Output::CopyIn { table, columns }) => {
                     let n = columns.len();
-                    *self.copy.lock() = Some(CopyIn {
+                    *self.copy.lock() = Some(copy::CopyIn {
                         table,
                         columns,
                         data: Vec::new(),
@@ -533,68 +434,6 @@ impl ExtendedQueryHandler for Conn {
     }
 }
 
-fn copy_error(message: &str) -> PgWireError {
-    PgWireError::UserError(user_error(&SqlError::new("08P01", message)))
-}
-
-#[async_trait]
-impl CopyHandler for Conn {
-    async fn on_copy_data<C>(&self, _client: &mut C, data: CopyData) -> PgWireResult<()>
-    where
-        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
-        C::Error: Debug,
-        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
-    {
-        let mut g = self.copy.lock();
-        let c = g
-            .as_mut()
-            .ok_or_else(|| copy_error("no COPY in progress"))?;
-        c.data.extend_from_slice(&data.data);
-        Ok(())
-    }
-
-    async fn on_copy_done<C>(&self, client: &mut C, _done: CopyDone) -> PgWireResult<()>
-    where
-        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
-        C::Error: Debug,
-        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
-    {
-        let c = self
-            .copy
-            .lock()
-            .take()
-            .ok_or_else(|| copy_error("no COPY in progress"))?;
-        let result = self
-            .with_session(move |s| s.copy_in(&c.table, &c.columns, &c.data))
-            .await?;
-        match result {
-            Ok(o) => {
-                client
-                    .send(PgWireBackendMessage::CommandComplete(tag(&o.tag()).into()))
-                    .await?;
-                Ok(())
-            }
-            Err(e) => Err(PgWireError::UserError(user_error(&e))),
-        }
-    }
-
-    async fn on_copy_fail<C>(&self, _client: &mut C, fail: CopyFail) -> PgWireError
-    where
-        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
-        C::Error: Debug,
-        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
-    {
-        self.copy.lock().take();
-        if let Some(s) = self.session.lock().as_mut() {
-            s.copy_failed();
-        }
-        PgWireError::UserError(user_error(&SqlError::new(
-            "57014",
-            format!("COPY from stdin failed: {}", fail.message),
-        )))
-    }
-}
-
 /// Serves `node` on `listener` until `shutdown` completes; then stops accepting, ends
 /// every connection (their sessions roll back) and returns.
 pub async fn serve(
@@ -631,9 +470,9 @@ pub async fn serve(
                     session: Arc::new(Mutex::new(None)),
                     copy: Mutex::new(None),
                     slot: AtomicUsize::new(0),
-                    driver: AuthDriver::new(Params).with_connection_manager(shared.conns.clone()),
+                    driver: AuthDriver::new(startup::Params).with_connection_manager(shared.conns.clone()),
                     auth: shared.password.clone().map(|p| {
-                        Arc::new(CleartextPasswordAuth::new(Arc::new(StaticPassword(p))))
+                        Arc::new(CleartextPasswordAuth::new(Arc::new(startup::StaticPassword(p))))
                             as Arc<dyn AuthMechanismFactory>
                     }),
                 });

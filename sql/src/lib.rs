@@ -7,6 +7,7 @@
 //! the executor supports and refuses is in `docs/ARCHITECTURE.md` ("SQL").
 
 pub mod error;
+pub mod eval;
 pub mod expr;
 pub mod value;
 

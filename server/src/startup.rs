@@ -1,0 +1,109 @@
+//! Connection startup: the parameters psql 15 and pgbench 15 expect, the connection
+//! limit (53300), the session's creation, and trust or cleartext-password auth.
+
+use crate::Conn;
+use async_trait::async_trait;
+use futures::Sink;
+use pgwire::api::auth::driver::AuthOutcome;
+use pgwire::api::auth::{AuthSource, LoginInfo, Password, ServerParameterProvider, StartupHandler};
+use pgwire::api::ClientInfo;
+use pgwire::error::{ErrorInfo, SEVERITY_FATAL};
+use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::messages::PgWireBackendMessage;
+use pgwire::messages::PgWireFrontendMessage;
+use segexpand_sql::Session;
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::sync::atomic::Ordering;
+
+pub(crate) struct Params;
+impl ServerParameterProvider for Params {
+    fn server_parameters<C: ClientInfo>(&self, c: &C) -> Option<HashMap<String, String>> {
+        let user = c.metadata().get("user").cloned().unwrap_or_default();
+        let app = c
+            .metadata()
+            .get("application_name")
+            .cloned()
+            .unwrap_or_default();
+        let kv = [
+            ("server_version", segexpand_sql::SERVER_VERSION.to_string()),
+            ("server_encoding", "UTF8".into()),
+            ("client_encoding", "UTF8".into()),
+            ("DateStyle", "ISO, MDY".into()),
+            ("IntervalStyle", "postgres".into()),
+            ("TimeZone", "UTC".into()),
+            ("integer_datetimes", "on".into()),
+            ("standard_conforming_strings", "on".into()),
+            ("is_superuser", "on".into()),
+            ("session_authorization", user),
+            ("application_name", app),
+        ];
+        Some(kv.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct StaticPassword(pub(crate) String);
+
+#[async_trait]
+impl AuthSource for StaticPassword {
+    async fn get_password(&self, _l: &LoginInfo) -> PgWireResult<Password> {
+        Ok(Password::new(None, self.0.as_bytes().to_vec()))
+    }
+}
+
+#[async_trait]
+impl StartupHandler for Conn {
+    async fn on_startup<C>(
+        &self,
+        client: &mut C,
+        message: PgWireFrontendMessage,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        match message {
+            PgWireFrontendMessage::Startup(ref startup) => {
+                pgwire::api::auth::protocol_negotiation(client, startup).await?;
+                pgwire::api::auth::save_startup_parameters_to_metadata(client, startup);
+                let n = self.shared.active.fetch_add(1, Ordering::AcqRel) + 1;
+                if n > self.shared.max {
+                    self.shared.active.fetch_sub(1, Ordering::AcqRel);
+                    return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
+                        SEVERITY_FATAL.into(),
+                        "53300".into(),
+                        "sorry, too many clients already".into(),
+                    ))));
+                }
+                self.slot.store(1, Ordering::Release);
+                let user = client.metadata().get("user").cloned().unwrap_or_default();
+                let db = client
+                    .metadata()
+                    .get("database")
+                    .cloned()
+                    .unwrap_or_else(|| user.clone());
+                *self.session.lock() = Some(Session::new(self.shared.node.clone(), &user, &db));
+                match &self.auth {
+                    None => self.driver.complete_authentication(client, None).await?,
+                    Some(f) => {
+                        self.driver.begin_authentication(client, f.create()).await?;
+                    }
+                }
+                Ok(())
+            }
+            PgWireFrontendMessage::PasswordMessageFamily(m) => {
+                if let AuthOutcome::Authenticated { final_message, .. } =
+                    self.driver.advance_authentication(client, m).await?
+                {
+                    self.driver
+                        .complete_authentication(client, final_message)
+                        .await?;
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+}
