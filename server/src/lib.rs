@@ -275,7 +275,7 @@ impl SimpleQueryHandler for Conn {
 /// A prepared statement: its text, parameter types and result columns.
 #[derive(Debug, Clone)]
 pub struct Prepared {
-    sql: String,
+    stmt: segexpand_sql::Prepared,
     params: Vec<Type>,
     columns: Vec<Column>,
 }
@@ -300,11 +300,11 @@ impl QueryParser for Parser {
         let described = {
             let mut g = self.session.lock();
             match g.as_mut() {
-                Some(s) => s.describe(sql),
+                Some(s) => s.prepare(sql),
                 None => Err(SqlError::new("08P01", "no session")),
             }
         };
-        let (mut params, columns) =
+        let (stmt, mut params, columns) =
             described.map_err(|e| PgWireError::UserError(user_error(&e)))?;
         for (i, t) in types.iter().enumerate() {
             if let Some(t) = t.as_ref().and_then(|t| value::type_of_oid(t.oid())) {
@@ -317,7 +317,7 @@ impl QueryParser for Parser {
             }
         }
         Ok(Some(Prepared {
-            sql: sql.to_string(),
+            stmt,
             params,
             columns,
         }))
@@ -419,10 +419,10 @@ impl ExtendedQueryHandler for Conn {
             };
             params.push(v);
         }
-        let sql = stmt.sql.clone();
+        let prepared = stmt.stmt.clone();
         let (result, notices) = self
             .with_session(move |s| {
-                let r = s.execute_with(&sql, &params);
+                let r = s.execute_prepared(&prepared, &params);
                 (r, s.take_notices())
             })
             .await?;

@@ -97,6 +97,13 @@ pub enum TxnStatus {
     Failed,
 }
 
+/// A statement parsed once ([`Session::prepare`]).
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    piece: Option<split::Piece>,
+    stmt: Option<Arc<Statement>>,
+}
+
 /// One client's session.
 pub struct Session {
     node: Arc<Node>,
@@ -188,41 +195,81 @@ impl Session {
         out
     }
 
-    /// Runs one statement of `sql` with parameters `params` (the extended protocol's
-    /// Execute; the values are already typed by the caller, see [`Session::describe`]).
+    /// Parses one statement once, for the extended protocol's Parse: its parameter
+    /// types (inferred from context where the client sent none) and result columns
+    /// (empty for a command). Execute runs it with [`Session::execute_prepared`].
+    pub fn prepare(&mut self, sql: &str) -> SqlResult<(Prepared, Vec<Type>, Vec<Column>)> {
+        let mut pieces = split::split(sql)?;
+        if pieces.len() > 1 {
+            return Err(SqlError::syntax(
+                "cannot insert multiple commands into a prepared statement",
+            ));
+        }
+        let Some(piece) = pieces.pop() else {
+            return Ok((
+                Prepared {
+                    piece: None,
+                    stmt: None,
+                },
+                Vec::new(),
+                Vec::new(),
+            ));
+        };
+        let (stmt, types, cols) = match &piece {
+            split::Piece::Sql { text, .. } => {
+                let stmt = parse_one(text)?;
+                let (types, cols) = match &stmt {
+                    Statement::Query(q) => select::describe(self, q)?,
+                    Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_) => {
+                        (dml::param_types(self, &stmt)?, Vec::new())
+                    }
+                    _ => (Vec::new(), Vec::new()),
+                };
+                (Some(Arc::new(stmt)), types, cols)
+            }
+            _ => (None, Vec::new(), Vec::new()),
+        };
+        Ok((
+            Prepared {
+                piece: Some(piece),
+                stmt,
+            },
+            types,
+            cols,
+        ))
+    }
+
+    /// Runs a prepared statement with parameters `params` (typed by the caller from
+    /// [`Session::prepare`]'s types), without parsing it again.
+    pub fn execute_prepared(
+        &mut self,
+        p: &Prepared,
+        params: &[segexpand_engine::Value],
+    ) -> SqlResult<Output> {
+        match (&p.piece, &p.stmt) {
+            (None, _) => Ok(Output::Empty),
+            (Some(split::Piece::Sql { distribution, .. }), Some(stmt)) => {
+                self.run_parsed(stmt, distribution.clone(), params)
+            }
+            (Some(piece), _) => self.run_piece(piece.clone(), params),
+        }
+    }
+
+    /// Runs one statement of `sql` with parameters `params` (parses it; see
+    /// [`Session::prepare`] to parse once).
     pub fn execute_with(
         &mut self,
         sql: &str,
         params: &[segexpand_engine::Value],
     ) -> SqlResult<Output> {
-        let mut pieces = split::split(sql)?;
-        match pieces.len() {
-            0 => Ok(Output::Empty),
-            1 => match pieces.pop() {
-                Some(p) => self.run_piece(p, params),
-                None => Ok(Output::Empty),
-            },
-            _ => Err(SqlError::syntax(
-                "cannot insert multiple commands into a prepared statement",
-            )),
-        }
+        let (p, _, _) = self.prepare(sql)?;
+        self.execute_prepared(&p, params)
     }
 
-    /// Describes one statement: its parameter types (inferred from context where the
-    /// client sent none) and its result columns (empty for a command).
+    /// Describes one statement: its parameter types and result columns.
     pub fn describe(&mut self, sql: &str) -> SqlResult<(Vec<Type>, Vec<Column>)> {
-        let mut pieces = split::split(sql)?;
-        let Some(split::Piece::Sql { text, .. }) = pieces.pop() else {
-            return Ok((Vec::new(), Vec::new()));
-        };
-        let stmt = parse_one(&text)?;
-        match &stmt {
-            Statement::Query(q) => select::describe(self, q),
-            Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_) => {
-                Ok((dml::param_types(self, &stmt)?, Vec::new()))
-            }
-            _ => Ok((Vec::new(), Vec::new())),
-        }
+        let (_, types, cols) = self.prepare(sql)?;
+        Ok((types, cols))
     }
 
     fn run_piece(
@@ -230,29 +277,46 @@ impl Session {
         p: split::Piece,
         params: &[segexpand_engine::Value],
     ) -> SqlResult<Output> {
+        if let split::Piece::Sql { text, distribution } = &p {
+            let stmt = match parse_one(text) {
+                Ok(s) => s,
+                Err(e) if self.status == TxnStatus::Failed => {
+                    let _ = e;
+                    return Err(SqlError::in_failed_transaction());
+                }
+                Err(e) => return Err(e),
+            };
+            return self.run_parsed(&stmt, distribution.clone(), params);
+        }
         self.info.now = now_micros();
         if self.status == TxnStatus::Failed {
-            // Only the end of the block is accepted.
-            if let split::Piece::Sql { text, .. } = &p {
-                if let Ok(stmt) = parse_one(text) {
-                    if matches!(stmt, Statement::Rollback { .. } | Statement::Commit { .. }) {
-                        return self.end_block(false);
-                    }
-                }
-            }
             return Err(SqlError::in_failed_transaction());
         }
         match p {
-            split::Piece::Sql { text, distribution } => {
-                let stmt = parse_one(&text)?;
-                self.run_statement(stmt, distribution, params)
-            }
+            split::Piece::Sql { .. } => Err(SqlError::syntax("unreachable: parsed above")),
             split::Piece::Vacuum(tables) => ddl::vacuum(self, &tables),
             split::Piece::Expand(t) => ddl::expand(self, &t),
             split::Piece::SetDistributed(t, d) => ddl::set_distributed(self, &t, d),
             split::Piece::Copy { table, columns, to } => copy::start(self, &table, &columns, to),
             split::Piece::AddSegments(n) => ddl::add_segments(self, n),
         }
+    }
+
+    /// Runs a parsed statement: in a failed block only its end is accepted.
+    fn run_parsed(
+        &mut self,
+        stmt: &Statement,
+        distribution: Option<split::Distribution>,
+        params: &[segexpand_engine::Value],
+    ) -> SqlResult<Output> {
+        self.info.now = now_micros();
+        if self.status == TxnStatus::Failed {
+            if matches!(stmt, Statement::Rollback { .. } | Statement::Commit { .. }) {
+                return self.end_block(false);
+            }
+            return Err(SqlError::in_failed_transaction());
+        }
+        self.run_statement(stmt.clone(), distribution, params)
     }
 
     fn run_statement(
