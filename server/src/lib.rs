@@ -78,6 +78,8 @@ struct Shared {
     active: AtomicUsize,
     max: usize,
     password: Option<String>,
+    /// Set at shutdown: sessions commit nothing more (57P01).
+    terminating: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// One connection: its session (created at startup) and its auth state.
@@ -449,6 +451,7 @@ pub async fn serve(
         active: AtomicUsize::new(0),
         max: opts.max_connections,
         password: opts.password.clone(),
+        terminating: Arc::new(std::sync::atomic::AtomicBool::new(false)),
     });
     let cancel = Arc::new(DefaultCancelHandler::new(conns));
     let mut tasks = tokio::task::JoinSet::new();
@@ -486,6 +489,9 @@ pub async fn serve(
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
         }
     }
+    // A statement still running on the blocking pool (say, waiting for a row lock)
+    // finishes after its client is gone: it must not commit then.
+    shared.terminating.store(true, Ordering::Release);
     tasks.abort_all();
     while tasks.join_next().await.is_some() {}
     Ok(())
@@ -499,6 +505,9 @@ pub fn run(
 ) -> std::io::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // Statements run on the blocking pool's threads; parsing and planning recurse
+        // with the statement's nesting (bounded by segexpand_sql::expr::EXPR_DEPTH_MAX).
+        .thread_stack_size(8 << 20)
         .build()?;
     rt.block_on(async {
         let listener = tokio::net::TcpListener::bind((opts.listen.as_str(), opts.port)).await?;

@@ -84,7 +84,9 @@ impl StartupHandler for Conn {
                     .get("database")
                     .cloned()
                     .unwrap_or_else(|| user.clone());
-                *self.session.lock() = Some(Session::new(self.shared.node.clone(), &user, &db));
+                let mut session = Session::new(self.shared.node.clone(), &user, &db);
+                session.set_terminate_flag(self.shared.terminating.clone());
+                *self.session.lock() = Some(session);
                 match &self.auth {
                     None => self.driver.complete_authentication(client, None).await?,
                     Some(f) => {

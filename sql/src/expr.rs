@@ -222,7 +222,15 @@ pub struct Compiler<'s> {
     pub aggs: Option<Vec<AggCall>>,
     /// Highest parameter number seen (1-based).
     pub params: usize,
+    depth: usize,
 }
+
+/// Deepest expression tree compiled (PostgreSQL stops at its stack depth limit too).
+pub const EXPR_DEPTH_MAX: usize = 200;
+
+/// Highest parameter number, `$65535` (PostgreSQL's limit: the protocol counts them in
+/// 16 bits).
+pub const PARAMS_MAX: usize = 65_535;
 
 impl<'s> Compiler<'s> {
     /// A compiler over `scope`, without aggregates.
@@ -231,11 +239,27 @@ impl<'s> Compiler<'s> {
             scope,
             aggs: None,
             params: 0,
+            depth: 0,
         }
     }
 
     /// Compiles `e`.
     pub fn compile(&mut self, e: &ast::Expr) -> SqlResult<Expr> {
+        // Every later walk of the tree (typing, evaluation) recurses as deep as this
+        // one; a long flat chain (`1+1+…`, 2,000 terms) overflowed a thread's stack.
+        if self.depth >= EXPR_DEPTH_MAX {
+            return Err(SqlError::new(
+                "54001",
+                format!("expression too deeply nested (more than {EXPR_DEPTH_MAX} levels)"),
+            ));
+        }
+        self.depth += 1;
+        let r = self.compile_inner(e);
+        self.depth -= 1;
+        r
+    }
+
+    fn compile_inner(&mut self, e: &ast::Expr) -> SqlResult<Expr> {
         use ast::Expr as E;
         Ok(match e {
             E::Identifier(i) => self.scope.column(std::slice::from_ref(i))?,
@@ -390,8 +414,8 @@ impl<'s> Compiler<'s> {
                 let n: usize = p
                     .strip_prefix('$')
                     .and_then(|n| n.parse().ok())
-                    .filter(|n| *n >= 1)
-                    .ok_or_else(|| SqlError::syntax(format!("bad parameter {p}")))?;
+                    .filter(|n| (1..=PARAMS_MAX).contains(n))
+                    .ok_or_else(|| SqlError::new("42P02", format!("there is no parameter {p}")))?;
                 self.params = self.params.max(n);
                 Expr::Param(n - 1)
             }

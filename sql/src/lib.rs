@@ -26,6 +26,7 @@ use sqlparser::ast::Statement;
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// What `SHOW server_version` and the startup parameters report: a version psql 15 and
@@ -113,6 +114,10 @@ pub struct Session {
     settings: BTreeMap<String, String>,
     notices: Vec<String>,
     info: SessionInfo,
+    /// The open block is the implicit one of a multi-statement query string.
+    implicit: bool,
+    /// Set when the server shuts down: nothing commits any more.
+    terminating: Option<Arc<AtomicBool>>,
 }
 
 impl std::fmt::Debug for Session {
@@ -153,7 +158,33 @@ impl Session {
                 database: database.to_string(),
                 now: 0,
             },
+            implicit: false,
+            terminating: None,
         }
+    }
+
+    /// Makes the session refuse every commit once `flag` is set (a server shutting
+    /// down: a statement still running then must not commit behind its client's back;
+    /// it rolls back with 57P01).
+    pub fn set_terminate_flag(&mut self, flag: Arc<AtomicBool>) {
+        self.terminating = Some(flag);
+    }
+
+    /// Commits `tx`, unless the server is shutting down (then it rolls back: 57P01).
+    fn commit_txn(&self, tx: Txn) -> SqlResult<()> {
+        if self
+            .terminating
+            .as_ref()
+            .is_some_and(|f| f.load(Ordering::Acquire))
+        {
+            let _ = tx.rollback();
+            return Err(SqlError::new(
+                "57P01",
+                "terminating connection due to administrator command",
+            ));
+        }
+        tx.commit()?;
+        Ok(())
     }
 
     /// The node.
@@ -175,6 +206,20 @@ impl Session {
     /// first error (whose statement's effects are rolled back; in a block, the block
     /// fails). Returns one result per statement run.
     pub fn execute(&mut self, sql: &str) -> Vec<SqlResult<Output>> {
+        let out = self.execute_string(sql);
+        self.after_error(out.iter().any(Result::is_err));
+        out
+    }
+
+    /// PostgreSQL aborts a transaction block on any error, whatever raised it (a parse
+    /// error or a refused statement as much as a failed row write).
+    fn after_error(&mut self, failed: bool) {
+        if failed && self.status == TxnStatus::InBlock && !self.implicit {
+            self.status = TxnStatus::Failed;
+        }
+    }
+
+    fn execute_string(&mut self, sql: &str) -> Vec<SqlResult<Output>> {
         let pieces = match split::split(sql) {
             Ok(p) => p,
             Err(e) => return vec![Err(e)],
@@ -182,14 +227,72 @@ impl Session {
         if pieces.is_empty() {
             return vec![Ok(Output::Empty)];
         }
-        let mut out = Vec::new();
+        // Every statement is parsed before any runs: a syntax error anywhere in the
+        // string runs nothing, as in PostgreSQL.
+        let mut parsed = Vec::with_capacity(pieces.len());
         for p in pieces {
-            let r = self.run_piece(p, &[]);
+            let stmt = match &p {
+                split::Piece::Sql { text, .. } => match parse_one(text) {
+                    Ok(st) => Some(st),
+                    Err(e) if self.status == TxnStatus::Failed => {
+                        let _ = e;
+                        return vec![Err(SqlError::in_failed_transaction())];
+                    }
+                    Err(e) => return vec![Err(e)],
+                },
+                _ => None,
+            };
+            parsed.push((p, stmt));
+        }
+        // Several statements outside a block run in one implicit transaction, all or
+        // nothing (DDL excepted: it takes effect when it runs), unless the string itself
+        // opens or ends a block or copies.
+        let controls = parsed.iter().any(|(p, st)| {
+            matches!(p, split::Piece::Copy { .. })
+                || matches!(
+                    st,
+                    Some(
+                        Statement::StartTransaction { .. }
+                            | Statement::Commit { .. }
+                            | Statement::Rollback { .. }
+                    )
+                )
+        });
+        let implicit = parsed.len() > 1 && self.status == TxnStatus::Idle && !controls;
+        if implicit {
+            match self.node.begin() {
+                Ok(tx) => {
+                    self.txn = Some(tx);
+                    self.status = TxnStatus::InBlock;
+                    self.implicit = true;
+                }
+                Err(e) => return vec![Err(e.into())],
+            }
+        }
+        let mut out = Vec::new();
+        for (p, stmt) in parsed {
+            let r = match (&p, stmt) {
+                (split::Piece::Sql { distribution, .. }, Some(st)) => {
+                    self.run_parsed(&st, distribution.clone(), &[])
+                }
+                _ => self.run_piece(p, &[]),
+            };
             // An error ends the string; so does a COPY FROM STDIN (its data comes next).
             let stop = matches!(r, Err(_) | Ok(Output::CopyIn { .. }));
             out.push(r);
             if stop {
                 break;
+            }
+        }
+        if implicit {
+            self.implicit = false;
+            self.status = TxnStatus::Idle;
+            if let Some(tx) = self.txn.take() {
+                if out.iter().any(Result::is_err) {
+                    let _ = tx.rollback();
+                } else if let Err(e) = self.commit_txn(tx) {
+                    out.push(Err(e));
+                }
             }
         }
         out
@@ -246,13 +349,15 @@ impl Session {
         p: &Prepared,
         params: &[segexpand_engine::Value],
     ) -> SqlResult<Output> {
-        match (&p.piece, &p.stmt) {
+        let r = match (&p.piece, &p.stmt) {
             (None, _) => Ok(Output::Empty),
             (Some(split::Piece::Sql { distribution, .. }), Some(stmt)) => {
                 self.run_parsed(stmt, distribution.clone(), params)
             }
             (Some(piece), _) => self.run_piece(piece.clone(), params),
-        }
+        };
+        self.after_error(r.is_err());
+        r
     }
 
     /// Runs one statement of `sql` with parameters `params` (parses it; see
@@ -344,6 +449,9 @@ impl Session {
                 }
                 self.end_block(true)
             }
+            Statement::Rollback {
+                savepoint: Some(_), ..
+            } => Err(SqlError::unsupported("savepoints are not supported")),
             Statement::Rollback { .. } => {
                 if self.status == TxnStatus::Idle {
                     self.notices
@@ -352,7 +460,24 @@ impl Session {
                 }
                 self.end_block(false)
             }
+            Statement::CreateTable(_) | Statement::Drop { .. }
+                if self.status == TxnStatus::InBlock && !self.implicit =>
+            {
+                Err(SqlError::new(
+                    "25001",
+                    "CREATE TABLE and DROP TABLE cannot run inside a transaction block: DDL \
+                     takes effect at once here, and ROLLBACK could not undo it",
+                ))
+            }
             Statement::CreateTable(ct) => ddl::create_table(self, &ct, distribution),
+            Statement::Truncate(_) if self.status == TxnStatus::InBlock && !self.implicit => {
+                self.notices.push(
+                    "TRUNCATE inside a transaction block takes effect at once; ROLLBACK \
+                     will not undo it"
+                        .into(),
+                );
+                ddl::drop_or_truncate(self, &stmt)
+            }
             Statement::Drop { .. } | Statement::Truncate(_) => ddl::drop_or_truncate(self, &stmt),
             Statement::Set(s) => ddl::set(self, &s),
             Statement::ShowVariable { variable } => ddl::show(self, &variable),
@@ -378,7 +503,7 @@ impl Session {
             ));
         };
         if commit && !failed {
-            tx.commit()?;
+            self.commit_txn(tx)?;
             Ok(Output::Command("COMMIT".into()))
         } else {
             tx.rollback()?;
@@ -405,7 +530,7 @@ impl Session {
                 let mut tx = self.node.begin()?;
                 match f(&mut tx, self) {
                     Ok(v) => {
-                        tx.commit()?;
+                        self.commit_txn(tx)?;
                         Ok(v)
                     }
                     Err(e) => {

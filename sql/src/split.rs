@@ -138,7 +138,64 @@ fn distribution(toks: &[&Token]) -> SqlResult<(Distribution, usize)> {
     }
 }
 
+/// Most operators in one operand list (between commas, at one parenthesis level). A
+/// long flat chain (`1+1+…`, `a AND b AND …`) parses into a tree as deep as it is
+/// long, and dropping or walking that tree recursed off the end of a thread's stack
+/// (2,000 terms were enough); statements past this are refused before parsing.
+pub const OPERATORS_IN_A_ROW_MAX: usize = 1000;
+
+fn check_operator_runs(tokens: &[Token]) -> SqlResult<()> {
+    let mut runs: Vec<usize> = vec![0];
+    for t in tokens {
+        match t {
+            Token::LParen => runs.push(0),
+            Token::RParen if runs.len() > 1 => {
+                runs.pop();
+            }
+            Token::Comma => {
+                if let Some(r) = runs.last_mut() {
+                    *r = 0;
+                }
+            }
+            Token::Plus
+            | Token::Minus
+            | Token::Mul
+            | Token::Div
+            | Token::Mod
+            | Token::Eq
+            | Token::Neq
+            | Token::Lt
+            | Token::Gt
+            | Token::LtEq
+            | Token::GtEq
+            | Token::StringConcat
+            | Token::DoubleColon => {
+                if let Some(r) = runs.last_mut() {
+                    *r += 1;
+                }
+            }
+            Token::Word(w) if matches!(w.value.to_lowercase().as_str(), "and" | "or" | "not") => {
+                if let Some(r) = runs.last_mut() {
+                    *r += 1;
+                }
+            }
+            _ => {}
+        }
+        if runs.last().is_some_and(|r| *r > OPERATORS_IN_A_ROW_MAX) {
+            return Err(SqlError::new(
+                "54001",
+                format!(
+                    "statement too complex: more than {OPERATORS_IN_A_ROW_MAX} operators in one \
+                     expression"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn piece(tokens: Vec<Token>) -> SqlResult<Option<Piece>> {
+    check_operator_runs(&tokens)?;
     // Significant tokens (no whitespace or comments), with their positions.
     let sig: Vec<(usize, &Token)> = tokens
         .iter()

@@ -215,14 +215,15 @@ fn bad_input_gets_the_right_sqlstate_and_changes_nothing() {
         rows(&mut s, "select count(*) from t"),
         vec![vec![cell("0")]]
     );
-    // A multi-statement string stops at the first error.
+    // A multi-statement string stops at the first error, and is one transaction: the
+    // statements before the error roll back too (as in PostgreSQL).
     let out = s.execute(
         "insert into t values (1, 'a', 1); select * from nope; insert into t values (2, 'b', 2)",
     );
     assert_eq!(out.len(), 2);
     assert_eq!(
         rows(&mut s, "select count(*) from t"),
-        vec![vec![cell("1")]]
+        vec![vec![cell("0")]]
     );
 }
 
@@ -259,4 +260,104 @@ fn parameters_are_typed_from_context() {
         Output::Rows { rows, .. } => assert_eq!(rows, vec![vec![cell("-5")]]),
         other => panic!("{other:?}"),
     }
+}
+
+/// Found by an adversarial pass: each of these once crashed the server, committed what
+/// the client was told was rolled back, or ran half of a string.
+#[test]
+fn what_an_unfriendly_client_found_stays_fixed() {
+    // Debug builds take far bigger stack frames than the release server's threads
+    // (8 MiB, see segexpand-server): give this test the same room.
+    std::thread::Builder::new()
+        .stack_size(8 << 20)
+        .spawn(unfriendly_client)
+        .unwrap()
+        .join()
+        .unwrap();
+}
+
+fn unfriendly_client() {
+    let (_d, node) = node(2);
+    let mut s = Session::new(node.clone(), "u", "d");
+    ok(&mut s, "create table t (k int, v int) distributed by (k)");
+    // A long flat chain overflowed a thread's stack (2,000 terms); now a clear error.
+    let chain = vec!["1"; 5000].join("+");
+    assert_eq!(err(&mut s, &format!("select {chain}")), "54001");
+    let ands = vec!["k = 1"; 10_000].join(" and ");
+    assert_eq!(
+        err(&mut s, &format!("select * from t where {ands}")),
+        "54001"
+    );
+    let chain = vec!["1"; 600].join("+");
+    assert_eq!(
+        err(&mut s, &format!("select {chain}")),
+        "54001",
+        "compile depth"
+    );
+    // Many values are not a chain: a long VALUES list with negative numbers is fine.
+    let values: Vec<String> = (0..3000).map(|i| format!("({i}, -{i})")).collect();
+    ok(
+        &mut s,
+        &format!("insert into t values {}; delete from t", values.join(",")),
+    );
+    assert_eq!(
+        rows(&mut s, &format!("select {}", vec!["1"; 100].join("+"))),
+        vec![vec![cell("100")]]
+    );
+    // A parameter number past 65535 allocated 8 bytes per number.
+    assert_eq!(
+        s.describe("select $4294967297").unwrap_err().sqlstate,
+        "42P02"
+    );
+    // Any error in a block fails it: a syntax error or a refused statement too.
+    for bad in [
+        "selec 1",
+        "create table t (a int)",
+        "rollback to savepoint s",
+        "drop table nosuch",
+    ] {
+        ok(&mut s, "begin; insert into t values (1, 1)");
+        assert!(s.execute(bad).pop().unwrap().is_err(), "{bad}");
+        assert_eq!(s.status(), TxnStatus::Failed, "{bad}");
+        assert_eq!(err(&mut s, "insert into t values (2, 2)"), "25P02");
+        assert_eq!(ok(&mut s, "commit").tag(), "ROLLBACK", "{bad}");
+    }
+    assert_eq!(
+        rows(&mut s, "select count(*) from t"),
+        vec![vec![cell("0")]]
+    );
+    // DDL in an explicit block is refused (ROLLBACK could not undo it).
+    ok(&mut s, "begin");
+    assert_eq!(err(&mut s, "create table u (a int)"), "25001");
+    ok(&mut s, "rollback");
+    assert!(node.table_id("u").is_none());
+    // A multi-statement string is one transaction: all or nothing; a syntax error
+    // anywhere runs nothing.
+    let out = s.execute("insert into t values (1, 1); insert into t values (2, 2); select 1/0");
+    assert!(out.last().unwrap().is_err());
+    let out = s.execute("insert into t values (3, 3); selec 1");
+    assert_eq!(out.len(), 1);
+    assert_eq!(
+        rows(&mut s, "select count(*) from t"),
+        vec![vec![cell("0")]]
+    );
+    ok(
+        &mut s,
+        "insert into t values (1, 1); insert into t values (2, 2)",
+    );
+    assert_eq!(
+        rows(&mut s, "select count(*) from t"),
+        vec![vec![cell("2")]]
+    );
+    assert_eq!(s.status(), TxnStatus::Idle);
+    // A server shutting down: nothing commits any more.
+    let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    s.set_terminate_flag(flag.clone());
+    flag.store(true, std::sync::atomic::Ordering::Release);
+    assert_eq!(err(&mut s, "insert into t values (9, 9)"), "57P01");
+    let mut other = Session::new(node, "u", "d");
+    assert_eq!(
+        rows(&mut other, "select count(*) from t"),
+        vec![vec![cell("2")]]
+    );
 }
