@@ -45,7 +45,7 @@ pub fn run(a: &ServeArgs) -> ExitCode {
     let node = match open(a) {
         Ok(n) => n,
         Err(e) => {
-            eprintln!("segexpand serve: {}: {e}", a.dir.display());
+            eprintln!("segexpand serve: {e}");
             return ExitCode::from(2);
         }
     };

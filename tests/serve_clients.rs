@@ -195,20 +195,100 @@ fn psql_creates_writes_reads_copies_and_sees_errors_with_their_sqlstate() {
     srv.stop();
 }
 
+impl Server {
+    /// `pgbench -i -I dtgv -s 1`: 100,000 accounts.
+    fn pgbench_init(&self) {
+        let init = self
+            .client("pgbench")
+            .args(["-i", "-I", "dtgv", "-s", "1", "-q"])
+            .output()
+            .unwrap();
+        assert!(
+            init.status.success(),
+            "{}",
+            String::from_utf8_lossy(&init.stderr)
+        );
+        assert_eq!(
+            self.query("select count(*) from pgbench_accounts"),
+            "100000"
+        );
+    }
+
+    /// TPC-B: every delta went to one account, one teller, one branch and the history.
+    fn assert_tpcb_invariant(&self) {
+        let sums: Vec<String> = [
+            "select sum(abalance) from pgbench_accounts",
+            "select sum(tbalance) from pgbench_tellers",
+            "select sum(bbalance) from pgbench_branches",
+            "select sum(delta) from pgbench_history",
+        ]
+        .iter()
+        .map(|q| self.query(q))
+        .collect();
+        assert!(sums.iter().all(|s| *s == sums[0]), "{sums:?}");
+    }
+
+    /// Rows of `table` per segment, in segment order.
+    fn per_segment(&self, table: &str) -> Vec<f64> {
+        let out = self.query(&format!(
+            "select gp_segment_id, count(*) from {table} group by 1 order by 1"
+        ));
+        out.lines()
+            .map(|l| l.split('|').nth(1).unwrap().parse().unwrap())
+            .collect()
+    }
+}
+
+/// Runs pgbench tpcb-like (4 clients, prepared, 6 s) while `changes` run through psql
+/// (each must print nothing or what is given); then checks 0 failed transactions, the
+/// TPC-B invariant, every row on its segment (read by the engine after the stop), and
+/// returns the (stopped) server, whose directory lives as long as it does,
+/// pgbench_accounts' rows per segment, and the node, reopened, for the caller's checks.
+fn under_pgbench(
+    changes: &[(&str, &str)],
+) -> (Server, Vec<f64>, std::sync::Arc<segexpand_engine::Node>) {
+    let mut srv = Server::start();
+    srv.pgbench_init();
+    let bench = srv
+        .client("pgbench")
+        .args(["-n", "-c", "4", "-j", "2", "-T", "6", "-M", "prepared"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    for (sql, expect) in changes {
+        assert_eq!(srv.query(sql), *expect, "{sql}");
+    }
+    let out = bench.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("number of failed transactions: 0 (0.000%)"),
+        "{text}"
+    );
+    srv.assert_tpcb_invariant();
+    let counts = srv.per_segment("pgbench_accounts");
+    assert_eq!(counts.iter().sum::<f64>(), 100_000.0, "{counts:?}");
+    srv.stop();
+    let node =
+        segexpand_engine::Node::open_dir(&srv.dir(), segexpand_engine::NodeOptions::default())
+            .unwrap();
+    for t in ["pgbench_accounts", "pgbench_tellers", "pgbench_branches"] {
+        let problems = node.check_placement(t).unwrap();
+        assert!(problems.is_empty(), "{t}: {problems:?}");
+    }
+    (srv, counts, node)
+}
+
 #[test]
 fn pgbench_runs_every_protocol_mode_without_failures_and_keeps_the_tpcb_invariant() {
     let mut srv = Server::start();
-    let init = srv
-        .client("pgbench")
-        .args(["-i", "-I", "dtgv", "-s", "1", "-q"])
-        .output()
-        .unwrap();
-    assert!(
-        init.status.success(),
-        "{}",
-        String::from_utf8_lossy(&init.stderr)
-    );
-    assert_eq!(srv.query("select count(*) from pgbench_accounts"), "100000");
+    srv.pgbench_init();
     for mode in ["simple", "extended", "prepared"] {
         for script in [&["-S"][..], &[][..]] {
             let out = srv
@@ -233,86 +313,20 @@ fn pgbench_runs_every_protocol_mode_without_failures_and_keeps_the_tpcb_invarian
             );
         }
     }
-    // TPC-B: every delta went to one account, one teller, one branch and the history.
-    let sums: Vec<String> = [
-        "select sum(abalance) from pgbench_accounts",
-        "select sum(tbalance) from pgbench_tellers",
-        "select sum(bbalance) from pgbench_branches",
-        "select sum(delta) from pgbench_history",
-    ]
-    .iter()
-    .map(|q| srv.query(q))
-    .collect();
-    assert!(sums.iter().all(|s| *s == sums[0]), "{sums:?}");
+    srv.assert_tpcb_invariant();
     assert_eq!(srv.query("select count(*) from pgbench_history"), "480");
     srv.stop();
 }
 
 #[test]
 fn pgbench_keeps_running_while_its_accounts_table_expands_online_through_sql() {
-    let mut srv = Server::start();
-    let init = srv
-        .client("pgbench")
-        .args(["-i", "-I", "dtgv", "-s", "1", "-q"])
-        .output()
-        .unwrap();
-    assert!(
-        init.status.success(),
-        "{}",
-        String::from_utf8_lossy(&init.stderr)
-    );
-    // tpcb-like, 4 clients, for the whole of the changes below.
-    let bench = srv
-        .client("pgbench")
-        .args(["-n", "-c", "4", "-j", "2", "-T", "6", "-M", "prepared"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(800));
-    assert_eq!(srv.query("select segexpand_add_segments(2)"), "{4,5}");
-    assert_eq!(srv.query("alter table pgbench_accounts expand table"), "");
-    let out = bench.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        text.contains("number of failed transactions: 0 (0.000%)"),
-        "{text}"
-    );
-    let sums: Vec<String> = [
-        "select sum(abalance) from pgbench_accounts",
-        "select sum(tbalance) from pgbench_tellers",
-        "select sum(bbalance) from pgbench_branches",
-        "select sum(delta) from pgbench_history",
-    ]
-    .iter()
-    .map(|q| srv.query(q))
-    .collect();
-    assert!(sums.iter().all(|s| *s == sums[0]), "{sums:?}");
-    assert_eq!(srv.query("select count(*) from pgbench_accounts"), "100000");
-    let per_seg =
-        srv.query("select gp_segment_id, count(*) from pgbench_accounts group by 1 order by 1");
-    let counts: Vec<f64> = per_seg
-        .lines()
-        .map(|l| l.split('|').nth(1).unwrap().parse().unwrap())
-        .collect();
-    assert_eq!(counts.len(), 6, "{per_seg}");
+    let (_srv, counts, node) = under_pgbench(&[
+        ("select segexpand_add_segments(2)", "{4,5}"),
+        ("alter table pgbench_accounts expand table", ""),
+    ]);
+    assert_eq!(counts.len(), 6, "{counts:?}");
     for c in &counts {
-        let share = c / 100_000.0;
-        assert!((share - 1.0 / 6.0).abs() < 0.02, "{per_seg}");
-    }
-    srv.stop();
-    // Every row on the segment its key hashes to, read by the engine itself.
-    let node =
-        segexpand_engine::Node::open_dir(&srv.dir(), segexpand_engine::NodeOptions::default())
-            .unwrap();
-    for t in ["pgbench_accounts", "pgbench_tellers", "pgbench_branches"] {
-        let problems = node.check_placement(t).unwrap();
-        assert!(problems.is_empty(), "{t}: {problems:?}");
+        assert!((c / 100_000.0 - 1.0 / 6.0).abs() < 0.02, "{counts:?}");
     }
     assert_eq!(
         node.table_def("pgbench_accounts").unwrap().layout.segments,
@@ -334,70 +348,11 @@ fn pgbench_keeps_running_while_its_accounts_table_expands_online_through_sql() {
 #[test]
 #[ignore = "a race that needs many runs; see the comment"]
 fn key_change_of_pgbench_tellers_under_pgbench_keeps_the_invariant() {
-    let mut srv = Server::start();
-    let init = srv
-        .client("pgbench")
-        .args(["-i", "-I", "dtgv", "-s", "1", "-q"])
-        .output()
-        .unwrap();
-    assert!(
-        init.status.success(),
-        "{}",
-        String::from_utf8_lossy(&init.stderr)
-    );
-    // tpcb-like, 4 clients, for the whole of the changes below.
-    let bench = srv
-        .client("pgbench")
-        .args(["-n", "-c", "4", "-j", "2", "-T", "6", "-M", "prepared"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(800));
-    assert_eq!(srv.query("select segexpand_add_segments(2)"), "{4,5}");
-    assert_eq!(srv.query("alter table pgbench_accounts expand table"), "");
-    assert_eq!(
-        srv.query("alter table pgbench_tellers set distributed by (bid)"),
-        ""
-    );
-    let out = bench.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        text.contains("number of failed transactions: 0 (0.000%)"),
-        "{text}"
-    );
-    let sums: Vec<String> = [
-        "select sum(abalance) from pgbench_accounts",
-        "select sum(tbalance) from pgbench_tellers",
-        "select sum(bbalance) from pgbench_branches",
-        "select sum(delta) from pgbench_history",
-    ]
-    .iter()
-    .map(|q| srv.query(q))
-    .collect();
-    assert!(sums.iter().all(|s| *s == sums[0]), "{sums:?}");
-    assert_eq!(srv.query("select count(*) from pgbench_accounts"), "100000");
-    let per_seg =
-        srv.query("select gp_segment_id, count(*) from pgbench_accounts group by 1 order by 1");
-    let counts: Vec<f64> = per_seg
-        .lines()
-        .map(|l| l.split('|').nth(1).unwrap().parse().unwrap())
-        .collect();
-    assert_eq!(counts.iter().sum::<f64>(), 100_000.0, "{per_seg}");
-    srv.stop();
-    // Every row on the segment its key hashes to, read by the engine itself.
-    let node =
-        segexpand_engine::Node::open_dir(&srv.dir(), segexpand_engine::NodeOptions::default())
-            .unwrap();
-    for t in ["pgbench_accounts", "pgbench_tellers", "pgbench_branches"] {
-        let problems = node.check_placement(t).unwrap();
-        assert!(problems.is_empty(), "{t}: {problems:?}");
-    }
+    let (_srv, _counts, node) = under_pgbench(&[
+        ("select segexpand_add_segments(2)", "{4,5}"),
+        ("alter table pgbench_accounts expand table", ""),
+        ("alter table pgbench_tellers set distributed by (bid)", ""),
+    ]);
     assert_eq!(
         node.table_def("pgbench_tellers").unwrap().layout.key,
         vec![1]

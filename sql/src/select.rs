@@ -41,7 +41,29 @@ fn is_aggregated(p: &Plan) -> bool {
 }
 
 fn mentions_segment_id(e: &Expr) -> bool {
-    format!("{e:?}").contains("SegmentId")
+    let any = |xs: &[Expr]| xs.iter().any(mentions_segment_id);
+    match e {
+        Expr::SegmentId => true,
+        Expr::Arith(_, a, b)
+        | Expr::Cmp(_, a, b)
+        | Expr::And(a, b)
+        | Expr::Or(a, b)
+        | Expr::Concat(a, b)
+        | Expr::Like(a, b, _) => mentions_segment_id(a) || mentions_segment_id(b),
+        Expr::Not(a) | Expr::Neg(a) | Expr::IsNull(a, _) | Expr::Cast(a, _) => {
+            mentions_segment_id(a)
+        }
+        Expr::InList(a, l, _) => mentions_segment_id(a) || any(l),
+        Expr::Case(arms, els) => {
+            arms.iter()
+                .any(|(c, r)| mentions_segment_id(c) || mentions_segment_id(r))
+                || els.as_deref().is_some_and(mentions_segment_id)
+        }
+        Expr::Func(_, args) => any(args),
+        Expr::Const(_) | Expr::Unknown(_) | Expr::Param(_) | Expr::Column(_) | Expr::Agg(_) => {
+            false
+        }
+    }
 }
 
 fn plan(s: &Session, q: &ast::Query) -> SqlResult<Plan> {

@@ -42,21 +42,9 @@ pub fn type_of_oid(oid: u32) -> Option<Type> {
     })
 }
 
-/// PostgreSQL's type name (format_type style, as psql shows it).
+/// PostgreSQL's type name (format_type style, as psql shows it): the engine's own.
 pub fn type_name(ty: Type) -> String {
-    match ty {
-        Type::Bool => "boolean".into(),
-        Type::Int2 => "smallint".into(),
-        Type::Int4 => "integer".into(),
-        Type::Int8 => "bigint".into(),
-        Type::Float8 => "double precision".into(),
-        Type::Numeric => "numeric".into(),
-        Type::Text => "text".into(),
-        Type::Varchar(n) => format!("character varying({n})"),
-        Type::Char(n) => format!("character({n})"),
-        Type::Date => "date".into(),
-        Type::Timestamp => "timestamp without time zone".into(),
-    }
+    ty.sql_name()
 }
 
 /// The text form of `v` (NULL: `None`), as PostgreSQL prints it.

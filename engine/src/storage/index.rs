@@ -212,10 +212,11 @@ impl KeyIndex {
     /// Ensures `additional` more slots can be used without passing the table's limit:
     /// replaces the table by one sized for its live entries plus `additional` when not.
     /// Removed slots are not copied, so a table that filled with removals is swept.
-    fn make_room(&self, fill: &mut Fill, additional: usize) {
+    /// Returns the table to write to.
+    fn make_room(&self, fill: &mut Fill, additional: usize) -> arc_swap::Guard<Arc<Table>> {
         let table = self.table.load();
         if fill.used.saturating_add(additional) <= table.limit() {
-            return;
+            return table;
         }
         let live = self.entries.load(Ordering::Relaxed);
         // Twice what is needed, so the next growth is as far away as this one was.
@@ -228,6 +229,7 @@ impl KeyIndex {
         }
         fill.used = live;
         self.table.store(Arc::new(next));
+        self.table.load()
     }
 
     /// Adds `tid` under `hash`.
@@ -248,8 +250,7 @@ impl KeyIndex {
     /// acquisition of the writers' lock): bulk loads and index builds.
     pub fn insert_many(&self, entries: &[(u64, Tid)]) {
         let mut fill = self.writer.lock();
-        self.make_room(&mut fill, entries.len());
-        let table = self.table.load();
+        let table = self.make_room(&mut fill, entries.len());
         for &(hash, tid) in entries {
             table.put(hash, pack(tid));
         }
