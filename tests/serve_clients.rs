@@ -196,13 +196,15 @@ fn psql_creates_writes_reads_copies_and_sees_errors_with_their_sqlstate() {
 }
 
 impl Server {
-    /// `pgbench -i -I dtgv -s 1`: 100,000 accounts.
-    fn pgbench_init(&self) {
-        let init = self
-            .client("pgbench")
-            .args(["-i", "-I", "dtgv", "-s", "1", "-q"])
-            .output()
-            .unwrap();
+    /// `pgbench -i -s 1` with its default steps (`dtgvp`: the last adds the primary
+    /// keys), or with `steps`: 100,000 accounts.
+    fn pgbench_init(&self, steps: Option<&str>) {
+        let mut cmd = self.client("pgbench");
+        cmd.args(["-i", "-s", "1", "-q"]);
+        if let Some(steps) = steps {
+            cmd.args(["-I", steps]);
+        }
+        let init = cmd.output().unwrap();
         assert!(
             init.status.success(),
             "{}",
@@ -212,6 +214,26 @@ impl Server {
             self.query("select count(*) from pgbench_accounts"),
             "100000"
         );
+        if steps.is_none() {
+            // The primary keys are enforced.
+            let dup = self
+                .client("psql")
+                .args([
+                    "-X",
+                    "-q",
+                    "-c",
+                    "insert into pgbench_branches values (1, 0)",
+                ])
+                .output()
+                .unwrap();
+            let err = String::from_utf8_lossy(&dup.stderr);
+            assert!(
+                err.contains(
+                    "duplicate key value violates unique constraint \"pgbench_branches_pkey\""
+                ),
+                "{err}"
+            );
+        }
     }
 
     /// TPC-B: every delta went to one account, one teller, one branch and the history.
@@ -245,10 +267,11 @@ impl Server {
 /// returns the (stopped) server, whose directory lives as long as it does,
 /// pgbench_accounts' rows per segment, and the node, reopened, for the caller's checks.
 fn under_pgbench(
+    steps: Option<&str>,
     changes: &[(&str, &str)],
 ) -> (Server, Vec<f64>, std::sync::Arc<segexpand_engine::Node>) {
     let mut srv = Server::start();
-    srv.pgbench_init();
+    srv.pgbench_init(steps);
     let bench = srv
         .client("pgbench")
         .args(["-n", "-c", "4", "-j", "2", "-T", "6", "-M", "prepared"])
@@ -288,7 +311,7 @@ fn under_pgbench(
 #[test]
 fn pgbench_runs_every_protocol_mode_without_failures_and_keeps_the_tpcb_invariant() {
     let mut srv = Server::start();
-    srv.pgbench_init();
+    srv.pgbench_init(None);
     for mode in ["simple", "extended", "prepared"] {
         for script in [&["-S"][..], &[][..]] {
             let out = srv
@@ -320,10 +343,20 @@ fn pgbench_runs_every_protocol_mode_without_failures_and_keeps_the_tpcb_invarian
 
 #[test]
 fn pgbench_keeps_running_while_its_accounts_table_expands_online_through_sql() {
-    let (_srv, counts, node) = under_pgbench(&[
-        ("select segexpand_add_segments(2)", "{4,5}"),
-        ("alter table pgbench_accounts expand table", ""),
-    ]);
+    let (_srv, counts, node) = under_pgbench(
+        None,
+        &[
+            ("select segexpand_add_segments(2)", "{4,5}"),
+            ("alter table pgbench_accounts expand table", ""),
+            // A key change, online, on the table without a primary key (the others'
+            // keys must contain their distribution key).
+            ("alter table pgbench_history set distributed by (aid)", ""),
+        ],
+    );
+    assert_eq!(
+        node.table_def("pgbench_history").unwrap().layout.key,
+        vec![2]
+    );
     assert_eq!(counts.len(), 6, "{counts:?}");
     for c in &counts {
         assert!((c / 100_000.0 - 1.0 / 6.0).abs() < 0.02, "{counts:?}");
@@ -348,11 +381,15 @@ fn pgbench_keeps_running_while_its_accounts_table_expands_online_through_sql() {
 #[test]
 #[ignore = "a race that needs many runs; see the comment"]
 fn key_change_of_pgbench_tellers_under_pgbench_keeps_the_invariant() {
-    let (_srv, _counts, node) = under_pgbench(&[
-        ("select segexpand_add_segments(2)", "{4,5}"),
-        ("alter table pgbench_accounts expand table", ""),
-        ("alter table pgbench_tellers set distributed by (bid)", ""),
-    ]);
+    // Without the primary keys (`-I dtgv`): tellers' key (tid) would not allow bid.
+    let (_srv, _counts, node) = under_pgbench(
+        Some("dtgv"),
+        &[
+            ("select segexpand_add_segments(2)", "{4,5}"),
+            ("alter table pgbench_accounts expand table", ""),
+            ("alter table pgbench_tellers set distributed by (bid)", ""),
+        ],
+    );
     assert_eq!(
         node.table_def("pgbench_tellers").unwrap().layout.key,
         vec![1]

@@ -272,6 +272,21 @@ pub enum Error {
         /// The row's number of values.
         got: usize,
     },
+    /// A write would give a PRIMARY KEY or UNIQUE constraint two rows with equal values.
+    #[error("duplicate key value violates unique constraint {constraint:?}: Key ({columns})=({values}) already exists")]
+    UniqueViolation {
+        /// The constraint's name.
+        constraint: String,
+        /// Its columns, comma-separated.
+        columns: String,
+        /// The duplicate values, comma-separated, as text.
+        values: String,
+    },
+    /// A table definition the engine cannot accept: a unique constraint without the
+    /// distribution key, a key change to columns outside a unique constraint, two
+    /// primary keys.
+    #[error("invalid table definition: {0}")]
+    InvalidTableDefinition(String),
     /// Waiting for a row lock would close a cycle of waits. Roll the transaction back.
     #[error(
         "deadlock detected: transaction {xid} waits for transaction {holder}, which waits \
@@ -386,6 +401,8 @@ impl Error {
             Error::LimitExceeded(_) => ("program_limit_exceeded", "54000"),
             Error::InvalidName(_) => ("invalid_name", "42602"),
             Error::ColumnCount { .. } => ("column_count_mismatch", "42601"),
+            Error::UniqueViolation { .. } => ("unique_violation", "23505"),
+            Error::InvalidTableDefinition(_) => ("invalid_table_definition", "42P16"),
             Error::Deadlock { .. } => ("deadlock_detected", "40P01"),
             Error::LockTimeout { .. } => ("lock_timeout", "55P03"),
             Error::Failpoint(_) => ("failpoint", "XX000"),
@@ -407,7 +424,7 @@ mod tests {
     use super::*;
 
     /// Variants, numbered; a new variant does not compile until it is numbered here.
-    const VARIANTS: usize = 29;
+    const VARIANTS: usize = 31;
     fn index(e: &Error) -> usize {
         match e {
             Error::Io { .. } => 0,
@@ -438,6 +455,8 @@ mod tests {
             Error::LimitExceeded(_) => 26,
             Error::InvalidName(_) => 27,
             Error::ColumnCount { .. } => 28,
+            Error::UniqueViolation { .. } => 29,
+            Error::InvalidTableDefinition(_) => 30,
             // (24 is the full-disk flavour of Io, sampled below.)
         }
     }
@@ -502,6 +521,12 @@ mod tests {
                 expected: 2,
                 got: 3,
             },
+            Error::UniqueViolation {
+                constraint: s(),
+                columns: s(),
+                values: s(),
+            },
+            Error::InvalidTableDefinition(s()),
             Error::Deadlock { xid: 1, holder: 2 },
             Error::LockTimeout {
                 xid: 1,

@@ -80,7 +80,7 @@ pub mod vfs;
 
 pub use catalog::hash::Placement;
 pub use catalog::types::{Type, Value};
-pub use catalog::{Column, Layout, SegmentConfig, TableDef};
+pub use catalog::{Column, Layout, SegmentConfig, TableDef, UniqueKey};
 pub use datadir::{inspect, DataDir, DirState};
 pub use error::{CorruptionKind, Error, Location, Result};
 pub use failpoint::Failpoint;

@@ -85,6 +85,7 @@ fn write_seed_corpus() {
                     name: "k".into(),
                     ty: segexpand_engine::Type::Int8,
                     not_null: true,
+                    default: None,
                 }],
                 layout: segexpand_engine::Layout {
                     key: vec![0],
@@ -95,6 +96,7 @@ fn write_seed_corpus() {
                 migration_bit: false,
                 redistribution: None,
                 epoch: 0,
+                unique: Vec::new(),
             },
         },
         Body::HeapInsert {

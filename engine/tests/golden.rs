@@ -213,6 +213,7 @@ fn control_file() {
                     name: "c".into(),
                     ty: Type::Int4,
                     not_null: true,
+                    default: None,
                 }],
                 layout: Layout {
                     key: vec![0],
@@ -223,6 +224,7 @@ fn control_file() {
                 migration_bit: false,
                 redistribution: None,
                 epoch: 0,
+                unique: Vec::new(),
             }],
         },
         clog: vec![0b0101],

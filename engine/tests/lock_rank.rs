@@ -50,8 +50,8 @@ fn lock_rank_out_of_order_panics() {
         .unwrap_or_default();
     assert!(
         msg.contains("lock order violation")
-            && msg.contains("taking the catalog (rank 6)")
-            && msg.contains("while holding the heap page (rank 13"),
+            && msg.contains("taking the catalog (rank 7)")
+            && msg.contains("while holding the heap page (rank 14"),
         "{msg}"
     );
     // Every guard unwound: the node goes on.

@@ -133,7 +133,13 @@ impl Session {
             .map_err(|_| SqlError::new("22021", "invalid byte sequence for encoding \"UTF8\""))?;
         let def = table_def(self, table)?;
         let types: Vec<Type> = def.columns.iter().map(|c| c.ty).collect();
-        let ncols = def.columns.len();
+        let defaults = crate::defaults::row(
+            &def,
+            &crate::expr::Ctx {
+                session: Some(&self.info),
+                ..Default::default()
+            },
+        )?;
         let mut rows = Vec::new();
         for (lineno, line) in text.split('\n').enumerate() {
             let line = line.strip_suffix('\r').unwrap_or(line);
@@ -160,7 +166,7 @@ impl Session {
                     ),
                 ));
             }
-            let mut row = vec![Value::Null; ncols];
+            let mut row = defaults.clone();
             for (f, &c) in fields.iter().zip(columns) {
                 let ty = types.get(c).copied().unwrap_or(Type::Text);
                 let v = match unescape(f) {

@@ -5,6 +5,7 @@
 //! DDL is not transactional here: it takes effect when it runs, also inside a
 //! transaction block (PostgreSQL would roll it back with the block).
 
+use crate::defaults;
 use crate::error::{SqlError, SqlResult};
 use crate::expr::{ident, object_name, sql_type};
 use crate::split::Distribution;
@@ -29,10 +30,10 @@ pub(crate) fn create_table(
             "TEMPORARY and EXTERNAL tables are not supported",
         ));
     }
-    if !ct.constraints.is_empty() {
-        return Err(SqlError::unsupported(
-            "table constraints (PRIMARY KEY, UNIQUE, CHECK, FOREIGN KEY) are not supported yet",
-        ));
+    // (name, columns, primary) of each PRIMARY KEY / UNIQUE, inline or table constraint.
+    let mut keys: Vec<(Option<String>, Vec<String>, bool)> = Vec::new();
+    for c in &ct.constraints {
+        keys.push(key_constraint(c)?);
     }
     if s.node.table_id(&name).is_some() {
         if ct.if_not_exists {
@@ -60,21 +61,15 @@ pub(crate) fn create_table(
         }
         let ty = sql_type(&c.data_type)?;
         let mut not_null = false;
+        let mut default = None;
         for o in &c.options {
+            let named = o.name.as_ref().map(ident);
             match &o.option {
                 ColumnOption::NotNull => not_null = true,
                 ColumnOption::Null => not_null = false,
-                ColumnOption::Default(_) => {
-                    return Err(SqlError::unsupported(format!(
-                        "DEFAULT (column \"{cname}\") is not supported yet"
-                    )))
-                }
-                ColumnOption::PrimaryKey(_) | ColumnOption::Unique(_) => {
-                    return Err(SqlError::unsupported(format!(
-                        "PRIMARY KEY and UNIQUE (column \"{cname}\") are not enforced yet, so \
-                         they are refused"
-                    )))
-                }
+                ColumnOption::Default(e) => default = Some(defaults::check(e, &cname, ty)?),
+                ColumnOption::PrimaryKey(_) => keys.push((named, vec![cname.clone()], true)),
+                ColumnOption::Unique(_) => keys.push((named, vec![cname.clone()], false)),
                 other => {
                     return Err(SqlError::unsupported(format!(
                         "column option {other} is not supported"
@@ -87,7 +82,18 @@ pub(crate) fn create_table(
         } else {
             spec.column(&cname, ty)
         };
+        if let Some(d) = default {
+            spec = spec.default(&cname, &d);
+        }
         names.push(cname);
+    }
+    for (name, cols, primary) in &keys {
+        let refs: Vec<&str> = cols.iter().map(String::as_str).collect();
+        spec = if *primary {
+            spec.primary_key(name.as_deref(), &refs)
+        } else {
+            spec.unique(name.as_deref(), &refs)
+        };
     }
     spec = match distribution {
         Some(Distribution::By(cols)) => {
@@ -109,14 +115,30 @@ pub(crate) fn create_table(
             ))
         }
         None => {
-            // Greenplum's default: the first column of a hashable type (every type here
+            // Greenplum's default: the primary key's columns, else the first unique
+            // constraint's, else the first column of a hashable type (every type here
             // hashes).
-            let first = names.first().cloned().unwrap_or_default();
-            s.notices.push(format!(
-                "Table doesn't have 'DISTRIBUTED BY' clause -- Using column named '{first}' as \
-                 the Greenplum Database data distribution key for this table."
-            ));
-            spec.distributed_by(&[first.as_str()])
+            let cols: Vec<String> = keys
+                .iter()
+                .find(|k| k.2)
+                .or(keys.first())
+                .map(|k| k.1.clone())
+                .unwrap_or_else(|| names.iter().take(1).cloned().collect());
+            s.notices.push(if keys.is_empty() {
+                format!(
+                    "Table doesn't have 'DISTRIBUTED BY' clause -- Using column named '{}' as \
+                     the Greenplum Database data distribution key for this table.",
+                    cols.join(", ")
+                )
+            } else {
+                format!(
+                    "Table doesn't have 'DISTRIBUTED BY' clause -- Using column(s) named \
+                     '{}' as the Greenplum Database data distribution key for this table.",
+                    cols.join(", ")
+                )
+            });
+            let refs: Vec<&str> = cols.iter().map(String::as_str).collect();
+            spec.distributed_by(&refs)
         }
     };
     s.node.create_table(&spec)?;
@@ -143,7 +165,10 @@ pub(crate) fn drop_or_truncate(s: &mut Session, stmt: &Statement) -> SqlResult<O
                         .push(format!("table \"{t}\" does not exist, skipping"));
                     continue;
                 }
-                s.node.drop_table(t)?;
+                match s.txn.as_mut() {
+                    Some(tx) => tx.drop_table(t)?,
+                    None => s.node.drop_table(t)?,
+                }
             }
             Ok(Output::Command("DROP TABLE".into()))
         }
@@ -158,7 +183,12 @@ pub(crate) fn drop_or_truncate(s: &mut Session, stmt: &Statement) -> SqlResult<O
                 }
             }
             for name in &tables {
-                s.node.truncate_table(name)?;
+                // Inside a transaction that wrote to the table, TRUNCATE must not wait
+                // for that very transaction.
+                match s.txn.as_mut() {
+                    Some(tx) => tx.truncate(name)?,
+                    None => s.node.truncate_table(name)?,
+                }
             }
             Ok(Output::Command("TRUNCATE TABLE".into()))
         }
@@ -321,4 +351,67 @@ pub(crate) fn add_segments(s: &mut Session, n: i64) -> SqlResult<Output> {
         }],
         rows: vec![vec![Some(format!("{{{}}}", ids.join(",")))]],
     })
+}
+
+/// (name, columns, primary) of a PRIMARY KEY or UNIQUE table constraint; 0A000 for the
+/// others (CHECK, FOREIGN KEY, …) and for options this engine does not keep.
+fn key_constraint(c: &ast::TableConstraint) -> SqlResult<(Option<String>, Vec<String>, bool)> {
+    let columns = |cols: &[ast::IndexColumn]| -> SqlResult<Vec<String>> {
+        cols.iter()
+            .map(|c| match &c.column.expr {
+                ast::Expr::Identifier(i) => Ok(ident(i)),
+                other => Err(SqlError::unsupported(format!(
+                    "a key over an expression ({other}) is not supported"
+                ))),
+            })
+            .collect()
+    };
+    match c {
+        ast::TableConstraint::PrimaryKey(p) => {
+            Ok((p.name.as_ref().map(ident), columns(&p.columns)?, true))
+        }
+        ast::TableConstraint::Unique(u) => {
+            if u.nulls_distinct == ast::NullsDistinctOption::NotDistinct {
+                return Err(SqlError::unsupported(
+                    "UNIQUE NULLS NOT DISTINCT is not supported",
+                ));
+            }
+            Ok((u.name.as_ref().map(ident), columns(&u.columns)?, false))
+        }
+        other => Err(SqlError::unsupported(format!(
+            "constraint {other} is not supported: only PRIMARY KEY and UNIQUE are enforced"
+        ))),
+    }
+}
+
+/// `ALTER TABLE t ADD [CONSTRAINT c] PRIMARY KEY | UNIQUE (cols)`, one operation per
+/// statement (the others are refused with 0A000 before anything changes).
+pub(crate) fn alter_table(s: &mut Session, at: &ast::AlterTable) -> SqlResult<Output> {
+    let table = object_name(&at.name);
+    let [op] = at.operations.as_slice() else {
+        return Err(SqlError::unsupported(
+            "ALTER TABLE with several operations is not supported; run them one by one",
+        ));
+    };
+    let ast::AlterTableOperation::AddConstraint { constraint, .. } = op else {
+        return Err(SqlError::unsupported(format!(
+            "ALTER TABLE {op} is not supported (supported: ADD PRIMARY KEY, ADD UNIQUE, \
+             EXPAND TABLE, SET DISTRIBUTED BY)"
+        )));
+    };
+    let (name, cols, primary) = key_constraint(constraint)?;
+    if s.node.table_id(&table).is_none() {
+        if at.if_exists {
+            s.notices
+                .push(format!("relation \"{table}\" does not exist, skipping"));
+            return Ok(Output::Command("ALTER TABLE".into()));
+        }
+        return Err(SqlError::undefined_table(&table));
+    }
+    let refs: Vec<&str> = cols.iter().map(String::as_str).collect();
+    match s.txn.as_mut() {
+        Some(tx) => tx.add_unique(&table, name.as_deref(), &refs, primary)?,
+        None => s.node.add_unique(&table, name.as_deref(), &refs, primary)?,
+    }
+    Ok(Output::Command("ALTER TABLE".into()))
 }

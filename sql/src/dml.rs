@@ -266,8 +266,15 @@ fn insert(s: &mut Session, tx: &mut Txn, ins: &ast::Insert, params: &[Value]) ->
         session: Some(&s.info),
         ..Ctx::default()
     };
+    let defaults = crate::defaults::row(&def, &ctx)?;
     let mut n = 0u64;
     for r in rows {
+        // Without a column list, a shorter row fills the leading columns (PostgreSQL).
+        let cols = if ins.columns.is_empty() && r.content.len() < cols.len() {
+            cols.get(..r.content.len()).unwrap_or(&cols)
+        } else {
+            cols.as_slice()
+        };
         if r.content.len() != cols.len() {
             return Err(SqlError::syntax(if r.content.len() > cols.len() {
                 "INSERT has more expressions than target columns"
@@ -275,8 +282,11 @@ fn insert(s: &mut Session, tx: &mut Txn, ins: &ast::Insert, params: &[Value]) ->
                 "INSERT has more target columns than expressions"
             }));
         }
-        let mut row = vec![Value::Null; def.columns.len()];
-        for (e, &i) in r.content.iter().zip(&cols) {
+        let mut row = defaults.clone();
+        for (e, &i) in r.content.iter().zip(cols) {
+            if crate::defaults::is_keyword(e) {
+                continue;
+            }
             let v = Compiler::new(&scope).compile(e)?.eval(&ctx)?;
             let ty = def.columns.get(i).map_or(Type::Text, |c| c.ty);
             if let Some(slot) = row.get_mut(i) {

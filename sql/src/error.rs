@@ -27,7 +27,21 @@ impl std::error::Error for SqlError {}
 
 impl From<segexpand_engine::Error> for SqlError {
     fn from(e: segexpand_engine::Error) -> Self {
-        SqlError::new(e.sqlstate(), e.to_string())
+        match e {
+            // PostgreSQL's wording, with the key in the detail.
+            segexpand_engine::Error::UniqueViolation {
+                constraint,
+                columns,
+                values,
+            } => SqlError {
+                detail: Some(format!("Key ({columns})=({values}) already exists.")),
+                ..SqlError::new(
+                    "23505",
+                    format!("duplicate key value violates unique constraint \"{constraint}\""),
+                )
+            },
+            e => SqlError::new(e.sqlstate(), e.to_string()),
+        }
     }
 }
 

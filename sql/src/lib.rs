@@ -6,6 +6,7 @@
 //! statement commits on its own), its settings, and notices waiting to be sent. What
 //! the executor supports and refuses is in `docs/ARCHITECTURE.md` ("SQL").
 
+mod defaults;
 pub mod error;
 pub mod eval;
 pub mod expr;
@@ -479,6 +480,14 @@ impl Session {
                 ddl::drop_or_truncate(self, &stmt)
             }
             Statement::Drop { .. } | Statement::Truncate(_) => ddl::drop_or_truncate(self, &stmt),
+            Statement::AlterTable(_) if self.status == TxnStatus::InBlock && !self.implicit => {
+                Err(SqlError::new(
+                    "25001",
+                    "ALTER TABLE cannot run inside a transaction block: DDL takes effect at \
+                     once here, and ROLLBACK could not undo it",
+                ))
+            }
+            Statement::AlterTable(at) => ddl::alter_table(self, &at),
             Statement::Set(s) => ddl::set(self, &s),
             Statement::ShowVariable { variable } => ddl::show(self, &variable),
             Statement::Query(q) => self.in_txn(|tx, s| select::run(s, tx, &q, params)),

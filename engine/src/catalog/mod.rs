@@ -17,6 +17,17 @@ use crate::catalog::types::{Type, Value};
 
 /// Longest table or column name, in bytes.
 pub const NAME_BYTES_MAX: usize = 63;
+
+/// Checks that `name` (of a `what`: table, column, constraint) can be stored: 1 to
+/// [`NAME_BYTES_MAX`] bytes.
+pub fn check_name(what: &str, name: &str) -> crate::error::Result<()> {
+    if name.is_empty() || name.len() > NAME_BYTES_MAX {
+        return Err(crate::error::Error::InvalidName(format!(
+            "{what} name must be 1..={NAME_BYTES_MAX} bytes, got {name:?}"
+        )));
+    }
+    Ok(())
+}
 /// Most columns in a table.
 pub const COLUMNS_MAX: usize = 1600;
 /// Longest hostname, address or data directory in the segment configuration.
@@ -111,6 +122,22 @@ pub struct Column {
     pub ty: Type,
     /// NOT NULL.
     pub not_null: bool,
+    /// The DEFAULT expression, as SQL text. The engine stores it; the SQL layer
+    /// evaluates it for an INSERT that leaves the column out.
+    pub default: Option<String>,
+}
+
+/// A PRIMARY KEY or UNIQUE constraint, enforced on every insert and update: no two live
+/// versions (committed, or of running transactions) have equal values in all of its
+/// columns. NULLs are never equal, as in PostgreSQL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UniqueKey {
+    /// The constraint's name (`t_pkey`, `t_a_key`).
+    pub name: String,
+    /// Column positions, in constraint order.
+    pub columns: Vec<u16>,
+    /// PRIMARY KEY (its columns are NOT NULL).
+    pub primary: bool,
 }
 
 /// Where a table's rows live: the distribution key and the segments.
@@ -195,6 +222,9 @@ pub struct TableDef {
     /// Bumped whenever the meaning of "old bit" changes (a start or a cancel); the VM
     /// files record it, and a VM of another epoch has no valid bits.
     pub epoch: u32,
+    /// PRIMARY KEY and UNIQUE constraints; each contains every distribution-key column
+    /// of the layout and of a redistribution target.
+    pub unique: Vec<UniqueKey>,
 }
 
 impl TableDef {
@@ -242,6 +272,59 @@ impl TableDef {
         h.finish()
     }
 
+    /// Checks the unique constraints against the columns and layouts (`docs/format.md`,
+    /// "Catalog section"); the error says what is wrong.
+    pub fn unique_keys_ok(&self) -> Result<(), String> {
+        let mut primaries = 0;
+        for u in &self.unique {
+            if u.columns.is_empty() {
+                return Err(format!("constraint {:?} has no columns", u.name));
+            }
+            for (i, c) in u.columns.iter().enumerate() {
+                let Some(col) = self.columns.get(usize::from(*c)) else {
+                    return Err(format!("constraint {:?} names column {c}", u.name));
+                };
+                if u.columns.iter().take(i).any(|o| o == c) {
+                    return Err(format!(
+                        "constraint {:?} names column {:?} twice",
+                        u.name, col.name
+                    ));
+                }
+                if u.primary && !col.not_null {
+                    return Err(format!(
+                        "primary key {:?}: column {:?} is not NOT NULL",
+                        u.name, col.name
+                    ));
+                }
+            }
+            primaries += usize::from(u.primary);
+            for l in std::iter::once(&self.layout).chain(self.target()) {
+                if l.is_random() {
+                    return Err(format!(
+                        "constraint {:?}: a randomly distributed table cannot have a \
+                         PRIMARY KEY or UNIQUE constraint",
+                        u.name
+                    ));
+                }
+                if let Some(k) = l.key.iter().find(|k| !u.columns.contains(k)) {
+                    let name = self.columns.get(usize::from(*k)).map_or("?", |c| &c.name);
+                    return Err(format!(
+                        "constraint {:?} must contain every column of the distribution \
+                         key; it lacks {name:?}",
+                        u.name
+                    ));
+                }
+            }
+        }
+        if primaries > 1 {
+            return Err(format!(
+                "multiple primary keys for table {:?} are not allowed",
+                self.name
+            ));
+        }
+        Ok(())
+    }
+
     /// The position of the column called `name`.
     pub fn column_index(&self, name: &str) -> Option<usize> {
         self.columns.iter().position(|c| c.name == name)
@@ -258,21 +341,36 @@ impl TableDef {
         w.u16(self.columns.len() as u16);
         for c in &self.columns {
             let (code, n) = c.ty.code();
-            w.str16(&c.name).u8(code).u32(n).u8(u8::from(c.not_null));
+            let flags = u8::from(c.not_null) | if c.default.is_some() { 2 } else { 0 };
+            w.str16(&c.name).u8(code).u32(n).u8(flags);
+            if let Some(d) = &c.default {
+                w.str16(d);
+            }
         }
         self.layout.encode(w);
         w.u32(self.layout_version).u8(u8::from(self.migration_bit));
         w.u32(self.epoch);
+        let constraints = if self.unique.is_empty() { 0 } else { 0x80 };
         match &self.redistribution {
             None => {
-                w.u8(0);
+                w.u8(constraints);
             }
             Some(r) => {
-                w.u8(if r.cancelling { 2 } else { 1 });
+                w.u8(constraints | if r.cancelling { 2 } else { 1 });
                 r.target.encode(w);
                 w.u16(r.start_blocks.len() as u16);
                 for b in &r.start_blocks {
                     w.u32(*b);
+                }
+            }
+        }
+        if !self.unique.is_empty() {
+            w.u16(self.unique.len() as u16);
+            for u in &self.unique {
+                w.str16(&u.name).u8(u8::from(u.primary));
+                w.u16(u.columns.len() as u16);
+                for c in &u.columns {
+                    w.u16(*c);
                 }
             }
         }
@@ -289,12 +387,21 @@ impl TableDef {
             let code = r.u8()?;
             let len = r.u32()?;
             let ty = Type::from_code(code, len)?;
-            let not_null = match r.u8()? {
-                0 => false,
-                1 => true,
-                _ => return None,
+            let flags = r.u8()?;
+            if flags & !3 != 0 {
+                return None;
+            }
+            let default = if flags & 2 != 0 {
+                Some(r.str16()?)
+            } else {
+                None
             };
-            columns.push(Column { name, ty, not_null });
+            columns.push(Column {
+                name,
+                ty,
+                not_null: flags & 1 != 0,
+                default,
+            });
         }
         let layout = Layout::decode(r)?;
         let layout_version = r.u32()?;
@@ -304,7 +411,8 @@ impl TableDef {
             _ => return None,
         };
         let epoch = r.u32()?;
-        let redistribution = match r.u8()? {
+        let state = r.u8()?;
+        let redistribution = match state & 0x7f {
             0 => None,
             phase @ (1 | 2) => {
                 let target = Layout::decode(r)?;
@@ -318,6 +426,28 @@ impl TableDef {
             }
             _ => return None,
         };
+        let mut unique = Vec::new();
+        if state & 0x80 != 0 {
+            let n = r.u16()?;
+            for _ in 0..n {
+                let name = r.str16()?;
+                let primary = match r.u8()? {
+                    0 => false,
+                    1 => true,
+                    _ => return None,
+                };
+                let c = r.u16()?;
+                let columns = (0..c).map(|_| r.u16()).collect::<Option<Vec<_>>>()?;
+                unique.push(UniqueKey {
+                    name,
+                    columns,
+                    primary,
+                });
+            }
+            if unique.is_empty() {
+                return None;
+            }
+        }
         let def = Self {
             id,
             name,
@@ -327,9 +457,11 @@ impl TableDef {
             migration_bit,
             redistribution,
             epoch,
+            unique,
         };
         let keys_ok = |l: &Layout| l.key.iter().all(|k| usize::from(*k) < def.columns.len());
-        (keys_ok(&def.layout) && def.target().is_none_or(keys_ok)).then_some(def)
+        (keys_ok(&def.layout) && def.target().is_none_or(keys_ok) && def.unique_keys_ok().is_ok())
+            .then_some(def)
     }
 }
 
@@ -420,11 +552,13 @@ pub(crate) mod tests {
                         name: "id".into(),
                         ty: Type::Int8,
                         not_null: true,
+                        default: None,
                     },
                     Column {
                         name: "note".into(),
                         ty: Type::Varchar(20),
                         not_null: false,
+                        default: Some("'none'".into()),
                     },
                 ],
                 layout: Layout {
@@ -444,8 +578,41 @@ pub(crate) mod tests {
                     start_blocks: vec![7, 0, 9],
                 }),
                 epoch: 5,
+                unique: vec![UniqueKey {
+                    name: "orders_id_note_key".into(),
+                    columns: vec![0, 1],
+                    primary: false,
+                }],
             }],
         }
+    }
+
+    #[test]
+    fn unenforceable_constraints_do_not_decode() {
+        for bad in [
+            // A column the table lacks.
+            vec![0, 9],
+            // Without the target's key column 1.
+            vec![0],
+        ] {
+            let mut cat = sample();
+            if let Some(t) = cat.tables.first_mut() {
+                if let Some(u) = t.unique.first_mut() {
+                    u.columns = bad.clone();
+                }
+            }
+            let mut w = Writer::default();
+            cat.encode(&mut w);
+            assert_eq!(Catalog::decode(&w.buf), None, "{bad:?}");
+        }
+        // A primary key over a nullable column.
+        let mut cat = sample();
+        if let Some(u) = cat.tables.first_mut().and_then(|t| t.unique.first_mut()) {
+            u.primary = true;
+        }
+        let mut w = Writer::default();
+        cat.encode(&mut w);
+        assert_eq!(Catalog::decode(&w.buf), None);
     }
 
     #[test]

@@ -71,48 +71,55 @@ ranks! {
     DmlGate = 2, "DML gate";
     /// `TableRt::pin`: the layout pin.
     LayoutPin = 3, "layout pin";
+    /// `TableRt::unique`: one stripe per hash of a unique key's values, held by a write
+    /// from its uniqueness check through its insert, so that two writers of the same key
+    /// cannot both find it free.
+    UniqueCheck = 4, "unique-key stripe";
     /// `Node::checkpoint_lock`: one checkpoint (or DDL that must not race one) at a time.
-    Checkpoint = 4, "checkpoint lock";
+    Checkpoint = 5, "checkpoint lock";
     /// `Node::commit_gate`: commits and catalog changes shared, a checkpoint's redo
     /// point exclusive.
-    CommitGate = 5, "commit gate";
+    CommitGate = 6, "commit gate";
     /// `Node::catalog`.
-    Catalog = 6, "catalog";
+    Catalog = 7, "catalog";
     /// `Node::tables_rt`: the run-time table map.
-    Tables = 7, "table map";
+    Tables = 8, "table map";
     /// `TableRt::def`: the table's current definition.
-    TableDef = 8, "table definition";
+    TableDef = 9, "table definition";
     /// `TableRt::parts`: the table's parts by segment.
-    Parts = 9, "part map";
+    Parts = 10, "part map";
     /// `Part::vm`: the part's visibility map.
-    Vm = 10, "visibility map";
+    Vm = 11, "visibility map";
     /// `Part::indexes`: the part's set of key indexes.
-    IndexSet = 11, "key index set";
+    IndexSet = 12, "key index set";
     /// `KeyIndex::why`: why a key index may miss versions (lookups read an atomic flag;
     /// this holds only the reason's text).
-    IndexDamage = 12, "key index damage note";
+    IndexDamage = 13, "key index damage note";
     /// `CachedPage::page`: one heap page.
-    HeapPage = 13, "heap page";
+    HeapPage = 14, "heap page";
     /// `TxnManager::state` (with `ended`): running transactions and lock waits.
-    Txns = 14, "transaction manager";
-    /// (Rank 15 was the commit log's lock; its statuses are atomic words now, read and
+    Txns = 15, "transaction manager";
+    /// (Rank 16 was the commit log's lock; its statuses are atomic words now, read and
     /// written without a lock.)
     /// `Heap::fsm`: free space per block; new blocks are made under it.
-    Fsm = 16, "free-space map";
+    Fsm = 17, "free-space map";
     /// `Heap::pages`: the page cache map.
-    PageCache = 17, "page cache";
+    PageCache = 18, "page cache";
     /// `Wal::flush`: the one writer of WAL files.
-    WalFlush = 18, "WAL flush lock";
+    WalFlush = 19, "WAL flush lock";
     /// `Wal::inner`: the WAL insert position and buffer.
-    WalInsert = 19, "WAL insert lock";
+    WalInsert = 20, "WAL insert lock";
     /// `Wal::waiters` (a `std::sync::Mutex`, with `wake`): group-commit followers.
-    WalWaiters = 20, "WAL waiters";
+    WalWaiters = 21, "WAL waiters";
     /// `Failpoints::armed`.
-    Failpoints = 21, "failpoints";
+    Failpoints = 22, "failpoints";
     /// `Node::flusher`: the background WAL flusher's handle.
-    Flusher = 22, "flusher handle";
+    Flusher = 23, "flusher handle";
     /// `KeyIndex::writer`: the key index's writers (lookups take nothing); a leaf.
-    IndexWrite = 23, "key index writers";
+    IndexWrite = 24, "key index writers";
+    /// `TableRt::writers` (with `writers_cv`): the transactions that have written to the
+    /// table and not ended, which DROP, TRUNCATE and ADD PRIMARY KEY wait for; a leaf.
+    TableWriters = 25, "table writers";
 }
 
 #[cfg(any(debug_assertions, feature = "lock-rank"))]

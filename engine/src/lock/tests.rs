@@ -60,8 +60,8 @@ fn lock_rank_out_of_order_panics() {
     }));
     let msg = panic_message(r.expect_err("taking a lower rank must panic"));
     assert!(
-        msg.contains("taking the key index set (rank 11)")
-            && msg.contains("while holding the heap page (rank 13"),
+        msg.contains("taking the key index set (rank 12)")
+            && msg.contains("while holding the heap page (rank 14"),
         "{msg}"
     );
     assert!(

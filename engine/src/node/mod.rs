@@ -33,6 +33,7 @@ mod part;
 mod redo;
 mod segments;
 mod tuples;
+mod writers;
 pub use part::Part;
 pub(crate) use part::TableRt;
 pub use prune::PruneStats;
@@ -264,6 +265,23 @@ impl Node {
         let _gate = self.commit_gate.read();
         let lsn = self.wal.append(0, body)?;
         self.wal.flush_through(lsn)
+    }
+
+    /// Logs a changed table definition durably and installs it, under the commit gate
+    /// (so no checkpoint's redo point falls between the record and the change). A failed
+    /// append or sync poisons the node.
+    pub(crate) fn log_and_put_table(&self, def: TableDef) -> Result<()> {
+        let _gate = self.commit_gate.read();
+        let r = self
+            .wal
+            .append(0, &Body::PutTable { def: def.clone() })
+            .and_then(|lsn| self.wal.flush_through(lsn));
+        if let Err(e) = r {
+            self.poison.set(&e);
+            return Err(e);
+        }
+        self.apply_put_table(def);
+        Ok(())
     }
 
     /// A write path that failed on I/O leaves the node's files in an unknown state:

@@ -94,6 +94,10 @@ pub(crate) struct TableRt {
     /// Set (under `ddl` held exclusively) when the table is dropped.
     pub(crate) dropped: AtomicBool,
     pub(crate) parts: RwLock<HashMap<u16, Arc<Part>>, rank::Parts>,
+    /// Transactions that have written to the table and not ended (`writers.rs`).
+    pub(crate) writers: super::writers::WriterSet,
+    /// Stripe locks of unique checks (`writers.rs`, [`TableRt::unique_stripe`]).
+    pub(crate) unique: Vec<Mutex<(), rank::UniqueCheck>>,
 }
 
 impl TableRt {

@@ -89,19 +89,15 @@ impl Node {
                 migration_bit: false,
                 redistribution: None,
                 epoch: 0,
+                unique: Vec::new(),
             })
         }
     }
 
     /// Logs and applies a new table definition (its id is assigned here); returns the id.
     pub(crate) fn create_table_def(&self, mut def: TableDef) -> Result<u32> {
+        crate::catalog::check_name("table", &def.name)?;
         let name = &def.name;
-        if name.is_empty() || name.len() > crate::catalog::NAME_BYTES_MAX {
-            return Err(Error::InvalidName(format!(
-                "table name must be 1..={} bytes, got {name:?}",
-                crate::catalog::NAME_BYTES_MAX
-            )));
-        }
         self.poison.check()?;
         let _gate = self.commit_gate.read();
         // Name check and id assignment under the catalog lock, so two creators of one
@@ -155,6 +151,8 @@ impl Node {
                         gate_cv: Condvar::new(),
                         dropped: AtomicBool::new(false),
                         parts: RwLock::new(HashMap::new()),
+                        writers: Default::default(),
+                        unique: super::writers::unique_stripes(),
                     }),
                 );
             }

@@ -69,6 +69,17 @@ impl Node {
                 def.name
             )));
         }
+        if let Some(u) = def
+            .unique
+            .iter()
+            .find(|u| !target.key.iter().all(|k| u.columns.contains(k)))
+        {
+            return Err(Error::InvalidTableDefinition(format!(
+                "table {:?}: the new distribution key must be contained in unique \
+                 constraint {:?}'s columns",
+                def.name, u.name
+            )));
+        }
         let have = self.segments().len() as u16;
         if target.segments == 0 || target.segments > have {
             return Err(Error::InvalidArgument(format!(

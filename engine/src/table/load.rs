@@ -25,6 +25,15 @@ impl Node {
         I: IntoIterator<Item = Row>,
     {
         let rt = self.table_rt_by_name(table)?;
+        // A table with unique constraints is loaded with every other writer held off,
+        // so that each row's check (against the table, and the rows loaded before it)
+        // stays true until the load commits.
+        let unique = !rt.def.read().unique.is_empty();
+        let _drained = if unique {
+            Some(rt.writers.drain(None, self.options().lock_timeout)?)
+        } else {
+            None
+        };
         let _ddl = rt.ddl.read();
         let _pin = rt.pin();
         if rt.dropped.load(Ordering::Acquire) {
@@ -32,7 +41,26 @@ impl Node {
         }
         let def = rt.def.read().clone();
         let xid = self.begin_xid()?;
-        match self.bulk_load_inner(&rt, &def, xid, rows) {
+        let mut failed: Option<Error> = None;
+        let mut checker = super::unique::LoadChecker::new(&def);
+        let rows = rows.into_iter().map_while(|row| {
+            if def.unique.is_empty() || failed.is_some() {
+                return if failed.is_some() { None } else { Some(row) };
+            }
+            match checker.check(self, xid, &rt, &def, row) {
+                Ok(row) => Some(row),
+                Err(e) => {
+                    failed = Some(e);
+                    None
+                }
+            }
+        });
+        let r = self.bulk_load_inner(&rt, &def, xid, rows);
+        let r = match (r, failed) {
+            (_, Some(e)) | (Err(e), None) => Err(e),
+            (Ok(n), None) => Ok(n),
+        };
+        match r {
             Ok(n) => {
                 self.commit_xid(xid)?;
                 Ok(n)

@@ -66,6 +66,7 @@ mod handle;
 mod load;
 mod read;
 mod spec;
+mod unique;
 mod write;
 pub use cursor::{Cursor, RowFilter, ScanOptions, BATCH_ROWS_DEFAULT};
 pub use handle::{TableHandle, TableRef};
@@ -96,6 +97,9 @@ pub struct Txn {
     /// running set ([`Node::end_read_only`]).
     wrote: bool,
     waits: std::cell::Cell<u64>,
+    /// Tables this transaction ran DML on: it is one of their writers until it ends, so
+    /// DROP, TRUNCATE and ADD PRIMARY KEY wait for it (`node/writers.rs`).
+    writing: Vec<Arc<TableRt>>,
 }
 
 impl std::fmt::Debug for Txn {
@@ -149,6 +153,7 @@ impl Node {
             done: false,
             wrote: false,
             waits: std::cell::Cell::new(0),
+            writing: Vec::new(),
         })
     }
 }
@@ -190,6 +195,13 @@ impl Txn {
         }
         let r = (|| {
             let rt = table.resolve(&self.node)?.0;
+            // A writer registers before it takes the DDL lock: a DROP waiting for the
+            // table's writers holds new ones off here, not while they hold the lock.
+            if dml && !self.writing.iter().any(|w| Arc::ptr_eq(w, &rt)) {
+                rt.writers
+                    .enlist(self.xid, self.node.options().lock_timeout)?;
+                self.writing.push(rt.clone());
+            }
             let _ddl = rt.ddl.read();
             if rt.dropped.load(Ordering::Acquire) {
                 return Err(Error::NoSuchTable(rt.def.read().name.clone()));
@@ -276,6 +288,10 @@ impl Drop for Txn {
             if let Err(e) = self.end_aborted() {
                 log::warn!("rolling back dropped transaction {}: {e}", self.xid);
             }
+        }
+        // Ended (committed, rolled back, or just now): no longer a writer of anything.
+        for rt in self.writing.drain(..) {
+            rt.writers.delist(self.xid);
         }
     }
 }

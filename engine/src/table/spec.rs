@@ -16,6 +16,8 @@ pub struct TableSpec {
     pub(super) key: Option<Vec<String>>,
     pub(super) placement: Placement,
     pub(super) segments: Option<u16>,
+    /// PRIMARY KEY / UNIQUE constraints: (name, columns, primary).
+    pub(super) unique: Vec<(Option<String>, Vec<String>, bool)>,
 }
 
 impl TableSpec {
@@ -27,6 +29,7 @@ impl TableSpec {
             key: None,
             placement: Placement::Jump,
             segments: None,
+            unique: Vec::new(),
         }
     }
 
@@ -36,6 +39,7 @@ impl TableSpec {
             name: name.to_string(),
             ty,
             not_null: false,
+            default: None,
         });
         self
     }
@@ -46,7 +50,40 @@ impl TableSpec {
             name: name.to_string(),
             ty,
             not_null: true,
+            default: None,
         });
+        self
+    }
+
+    /// Gives the column called `column` (added before) a DEFAULT expression, as SQL
+    /// text: stored in the catalog for the SQL layer, which evaluates it. Ignored if no
+    /// such column was added.
+    pub fn default(mut self, column: &str, expr: &str) -> Self {
+        if let Some(c) = self.columns.iter_mut().find(|c| c.name == column) {
+            c.default = Some(expr.to_string());
+        }
+        self
+    }
+
+    /// `PRIMARY KEY (columns)`, named `name` or `<table>_pkey`; its columns become NOT
+    /// NULL. It must contain the distribution key.
+    pub fn primary_key(mut self, name: Option<&str>, columns: &[&str]) -> Self {
+        self.unique.push((
+            name.map(str::to_string),
+            columns.iter().map(|c| c.to_string()).collect(),
+            true,
+        ));
+        self
+    }
+
+    /// `UNIQUE (columns)`, named `name` or `<table>_<columns>_key`. It must contain the
+    /// distribution key.
+    pub fn unique(mut self, name: Option<&str>, columns: &[&str]) -> Self {
+        self.unique.push((
+            name.map(str::to_string),
+            columns.iter().map(|c| c.to_string()).collect(),
+            false,
+        ));
         self
     }
 

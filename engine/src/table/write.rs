@@ -35,8 +35,9 @@ impl Txn {
         })
     }
 
-    /// Writes a new version of a row to its segment in the write layout.
-    pub(super) fn write_version(
+    /// Writes a new version of a row to its segment in the write layout (the unique
+    /// constraints already checked: `unique.rs`).
+    pub(super) fn put_version(
         &self,
         st: &Stmt<'_>,
         def: &TableDef,
