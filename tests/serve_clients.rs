@@ -195,6 +195,156 @@ fn psql_creates_writes_reads_copies_and_sees_errors_with_their_sqlstate() {
     srv.stop();
 }
 
+/// A psql session fed line by line, whose output is read as it comes.
+struct Interactive {
+    child: Child,
+    stdin: std::process::ChildStdin,
+    out: std::sync::mpsc::Receiver<String>,
+    err: std::sync::mpsc::Receiver<String>,
+}
+
+impl Interactive {
+    fn start(srv: &Server) -> Interactive {
+        let mut child = srv
+            .client("psql")
+            .args(["-X", "-q", "-At", "-v", "VERBOSITY=verbose"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let pipe = |r: Box<dyn std::io::Read + Send>| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                for l in BufReader::new(r).lines().map_while(Result::ok) {
+                    let _ = tx.send(l);
+                }
+            });
+            rx
+        };
+        let out = pipe(Box::new(child.stdout.take().unwrap()));
+        let err = pipe(Box::new(child.stderr.take().unwrap()));
+        Interactive {
+            child,
+            stdin,
+            out,
+            err,
+        }
+    }
+
+    fn send(&mut self, sql: &str) {
+        writeln!(self.stdin, "{sql}").unwrap();
+        self.stdin.flush().unwrap();
+    }
+
+    /// Sends `sql` and returns its first output line.
+    fn ask(&mut self, sql: &str) -> String {
+        self.send(sql);
+        self.out
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .unwrap_or_else(|e| panic!("{sql}: no answer ({e})"))
+    }
+
+    /// The next ERROR line on stderr (psql says "Cancel request sent" first).
+    fn error(&mut self) -> String {
+        loop {
+            let l = self
+                .err
+                .recv_timeout(std::time::Duration::from_secs(30))
+                .unwrap();
+            if l.contains("ERROR") {
+                return l;
+            }
+        }
+    }
+
+    /// psql's Ctrl-C: it sends the server a cancel request for the running query.
+    fn interrupt(&self) {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success());
+    }
+}
+
+impl Drop for Interactive {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_cancel_request_stops_a_waiting_statement_and_an_expansion_online() {
+    let mut srv = Server::start();
+    srv.query("create table c (id int primary key, v int)");
+    srv.query("insert into c values (1, 0), (2, 0)");
+
+    // A holds row 1; B waits for it and is cancelled with psql's Ctrl-C.
+    let mut a = Interactive::start(&srv);
+    a.send("begin;");
+    a.send("update c set v = 1 where id = 1;");
+    assert_eq!(a.ask("select 'held';"), "held");
+    let mut b = Interactive::start(&srv);
+    assert_eq!(b.ask("select 'ready';"), "ready");
+    b.send("update c set v = 2 where id = 1;");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    b.interrupt();
+    let e = b.error();
+    assert!(
+        e.contains("57014") && e.contains("canceling statement due to user request"),
+        "{e}"
+    );
+    // (psql reading a script ends after a Ctrl-C.) Then by pg_cancel_backend from
+    // another session; the cancelled session goes on.
+    let mut b = Interactive::start(&srv);
+    let pid = b.ask("select pg_backend_pid();");
+    b.send("update c set v = 3 where id = 1;");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(srv.query(&format!("select pg_cancel_backend({pid})")), "t");
+    let e = b.error();
+    assert!(e.contains("57014"), "{e}");
+    assert_eq!(b.ask("select v from c where id = 2;"), "0");
+    assert_eq!(srv.query("select pg_cancel_backend(999999)"), "f");
+    a.send("commit;");
+    assert_eq!(a.ask("select v from c where id = 1;"), "1");
+    drop((a, b));
+
+    // An expansion cancelled halfway: the table is whole, on its old layout.
+    srv.pgbench_init(Some("dtg"));
+    assert_eq!(srv.query("select segexpand_add_segments(2)"), "{4,5}");
+    let mut x = Interactive::start(&srv);
+    x.send("set segexpand.redistribute_rows_per_second = 50000;");
+    assert_eq!(x.ask("select 'go';"), "go");
+    x.send("alter table pgbench_accounts expand table;");
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    // Others keep reading and writing meanwhile.
+    assert_eq!(srv.query("select count(*) from pgbench_accounts"), "100000");
+    srv.query("update pgbench_accounts set abalance = abalance + 5 where aid = 77");
+    x.interrupt();
+    let e = x.error();
+    assert!(e.contains("57014"), "{e}");
+    drop(x);
+    assert_eq!(srv.per_segment("pgbench_accounts").len(), 4);
+    assert_eq!(srv.query("select count(*) from pgbench_accounts"), "100000");
+    assert_eq!(srv.query("select sum(abalance) from pgbench_accounts"), "5");
+    // The session setting is checked.
+    let (_, err) = srv.psql("set segexpand.redistribute_rows_per_second = -1;");
+    assert!(err.contains("22023"), "{err}");
+    srv.stop();
+    let node =
+        segexpand_engine::Node::open_dir(&srv.dir(), segexpand_engine::NodeOptions::default())
+            .unwrap();
+    let def = node.table_def("pgbench_accounts").unwrap();
+    assert_eq!(def.layout.segments, 4);
+    assert!(def.redistribution.is_none());
+    assert!(node.check_placement("pgbench_accounts").unwrap().is_empty());
+    node.close().unwrap();
+}
+
 impl Server {
     /// `pgbench -i -s 1` with its default steps (`dtgvp`: the last adds the primary
     /// keys), or with `steps`: 100,000 accounts.

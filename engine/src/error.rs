@@ -272,6 +272,9 @@ pub enum Error {
         /// The row's number of values.
         got: usize,
     },
+    /// The statement was cancelled (a client's cancel request) while it waited or ran.
+    #[error("canceling statement due to user request ({0})")]
+    Canceled(String),
     /// A write would give a PRIMARY KEY or UNIQUE constraint two rows with equal values.
     #[error("duplicate key value violates unique constraint {constraint:?}: Key ({columns})=({values}) already exists")]
     UniqueViolation {
@@ -402,6 +405,7 @@ impl Error {
             Error::InvalidName(_) => ("invalid_name", "42602"),
             Error::ColumnCount { .. } => ("column_count_mismatch", "42601"),
             Error::UniqueViolation { .. } => ("unique_violation", "23505"),
+            Error::Canceled(_) => ("query_canceled", "57014"),
             Error::InvalidTableDefinition(_) => ("invalid_table_definition", "42P16"),
             Error::Deadlock { .. } => ("deadlock_detected", "40P01"),
             Error::LockTimeout { .. } => ("lock_timeout", "55P03"),
@@ -424,7 +428,7 @@ mod tests {
     use super::*;
 
     /// Variants, numbered; a new variant does not compile until it is numbered here.
-    const VARIANTS: usize = 31;
+    const VARIANTS: usize = 32;
     fn index(e: &Error) -> usize {
         match e {
             Error::Io { .. } => 0,
@@ -457,6 +461,7 @@ mod tests {
             Error::ColumnCount { .. } => 28,
             Error::UniqueViolation { .. } => 29,
             Error::InvalidTableDefinition(_) => 30,
+            Error::Canceled(_) => 31,
             // (24 is the full-disk flavour of Io, sampled below.)
         }
     }
@@ -527,6 +532,7 @@ mod tests {
                 values: s(),
             },
             Error::InvalidTableDefinition(s()),
+            Error::Canceled(s()),
             Error::Deadlock { xid: 1, holder: 2 },
             Error::LockTimeout {
                 xid: 1,

@@ -18,7 +18,7 @@ use parking_lot::Mutex;
 use pgwire::api::auth::cleartext::CleartextPasswordAuth;
 use pgwire::api::auth::mechanism::AuthMechanismFactory;
 use pgwire::api::auth::{AuthDriver, StartupHandler};
-use pgwire::api::cancel::{CancelHandler, DefaultCancelHandler};
+use pgwire::api::cancel::CancelHandler;
 use pgwire::api::copy::CopyHandler;
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
@@ -80,6 +80,39 @@ struct Shared {
     password: Option<String>,
     /// Set at shutdown: sessions commit nothing more (57P01).
     terminating: Arc<std::sync::atomic::AtomicBool>,
+    /// Each authenticated connection's pid → its secret key and its session's cancel
+    /// flag.
+    backends: Mutex<std::collections::HashMap<i32, (Bytes, Arc<std::sync::atomic::AtomicBool>)>>,
+}
+
+impl Shared {
+    /// Sets the cancel flag of the session with `pid` (if `secret` is given, only if it
+    /// matches, as a cancel request must); whether one was found.
+    fn cancel_backend(&self, pid: i32, secret: Option<&Bytes>) -> bool {
+        match self.backends.lock().get(&pid) {
+            Some((key, flag)) if secret.is_none_or(|s| s == key) => {
+                flag.store(true, Ordering::Release);
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Answers cancel requests: sets the named session's cancel flag (its statement stops
+/// with 57014 at its next check; see `Session::cancel_flag`).
+struct Cancels(Arc<Shared>);
+
+#[async_trait::async_trait]
+impl CancelHandler for Cancels {
+    async fn on_cancel_request(&self, req: pgwire::messages::cancel::CancelRequest) {
+        if !self
+            .0
+            .cancel_backend(req.pid, Some(&req.secret_key.to_bytes()))
+        {
+            log::debug!("cancel request for unknown backend {}", req.pid);
+        }
+    }
 }
 
 /// One connection: its session (created at startup) and its auth state.
@@ -89,6 +122,8 @@ struct Conn {
     /// A COPY FROM STDIN in progress: its table, columns and the data so far.
     copy: Mutex<Option<copy::CopyIn>>,
     slot: AtomicUsize,
+    /// The pid the client was given (0 before authentication).
+    pid: std::sync::atomic::AtomicI32,
     driver: AuthDriver<startup::Params>,
     auth: Option<Arc<dyn AuthMechanismFactory>>,
 }
@@ -100,12 +135,16 @@ impl Drop for Conn {
         if self.slot.load(Ordering::Acquire) == 1 {
             self.shared.active.fetch_sub(1, Ordering::AcqRel);
         }
+        let pid = self.pid.load(Ordering::Acquire);
+        if pid != 0 {
+            self.shared.backends.lock().remove(&pid);
+        }
     }
 }
 
 struct Handlers {
     conn: Arc<Conn>,
-    cancel: Arc<DefaultCancelHandler>,
+    cancel: Arc<Cancels>,
 }
 
 impl PgWireServerHandlers for Handlers {
@@ -452,8 +491,13 @@ pub async fn serve(
         max: opts.max_connections,
         password: opts.password.clone(),
         terminating: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        backends: Mutex::new(std::collections::HashMap::new()),
     });
-    let cancel = Arc::new(DefaultCancelHandler::new(conns));
+    let cancel = Arc::new(Cancels(shared.clone()));
+    // One generator for every connection: each gets its own pid (a generator per
+    // connection gave them all the same one, and a cancel by pid reached the wrong one).
+    let pids: Arc<dyn pgwire::api::PidSecretKeyGenerator> =
+        Arc::new(pgwire::api::RandomPidSecretKeyGenerator::default());
     let mut tasks = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
     loop {
@@ -473,7 +517,10 @@ pub async fn serve(
                     session: Arc::new(Mutex::new(None)),
                     copy: Mutex::new(None),
                     slot: AtomicUsize::new(0),
-                    driver: AuthDriver::new(startup::Params).with_connection_manager(shared.conns.clone()),
+                    pid: std::sync::atomic::AtomicI32::new(0),
+                    driver: AuthDriver::new(startup::Params)
+                        .with_connection_manager(shared.conns.clone())
+                        .with_pid_secret_key_generator(pids.clone()),
                     auth: shared.password.clone().map(|p| {
                         Arc::new(CleartextPasswordAuth::new(Arc::new(startup::StaticPassword(p))))
                             as Arc<dyn AuthMechanismFactory>

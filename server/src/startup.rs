@@ -88,7 +88,10 @@ impl StartupHandler for Conn {
                 session.set_terminate_flag(self.shared.terminating.clone());
                 *self.session.lock() = Some(session);
                 match &self.auth {
-                    None => self.driver.complete_authentication(client, None).await?,
+                    None => {
+                        self.driver.complete_authentication(client, None).await?;
+                        self.register_backend(client);
+                    }
                     Some(f) => {
                         self.driver.begin_authentication(client, f.create()).await?;
                     }
@@ -102,10 +105,34 @@ impl StartupHandler for Conn {
                     self.driver
                         .complete_authentication(client, final_message)
                         .await?;
+                    self.register_backend(client);
                 }
                 Ok(())
             }
             _ => Ok(()),
         }
+    }
+}
+
+impl Conn {
+    /// Once the backend key data is sent: makes the session's statements cancellable by
+    /// a cancel request with its pid and secret key, and by `pg_cancel_backend(pid)`.
+    fn register_backend<C: ClientInfo>(&self, client: &C) {
+        let (pid, key) = client.pid_and_secret_key();
+        let mut g = self.session.lock();
+        let Some(session) = g.as_mut() else { return };
+        let weak = std::sync::Arc::downgrade(&self.shared);
+        session.set_backend(
+            pid,
+            std::sync::Arc::new(move |target| {
+                weak.upgrade()
+                    .is_some_and(|shared| shared.cancel_backend(target, None))
+            }),
+        );
+        self.shared
+            .backends
+            .lock()
+            .insert(pid, (key.to_bytes(), session.cancel_flag()));
+        self.pid.store(pid, Ordering::Release);
     }
 }

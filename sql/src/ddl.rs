@@ -11,7 +11,7 @@ use crate::expr::{ident, object_name, sql_type};
 use crate::split::Distribution;
 use crate::{Output, Session};
 use segexpand_engine::{Layout, TableSpec};
-use segexpand_redistributor::{Options, Redistributor};
+use segexpand_redistributor::{Finish, Options, Redistributor};
 use sqlparser::ast::{self as ast, ColumnOption, Statement};
 
 pub(crate) fn create_table(
@@ -228,6 +228,9 @@ pub(crate) fn set(s: &mut Session, set: &ast::Set) -> SqlResult<Output> {
                 })
                 .collect::<Vec<_>>()
                 .join(", ");
+            if name == ROWS_PER_S_SETTING {
+                rows_per_s(&value)?;
+            }
             s.settings.insert(name, value);
         }
         ast::Set::SetTimeZone { value, .. } => {
@@ -260,6 +263,29 @@ pub(crate) fn show(s: &mut Session, variable: &[ast::Ident]) -> SqlResult<Output
     })
 }
 
+/// The session setting that throttles this session's redistributions (rows moved per
+/// second; `0` or `unlimited`: no throttle).
+pub(crate) const ROWS_PER_S_SETTING: &str = "segexpand.redistribute_rows_per_second";
+
+/// Parses [`ROWS_PER_S_SETTING`]'s value (22023 if it is not a number in range).
+fn rows_per_s(v: &str) -> SqlResult<Option<f64>> {
+    let v = v.trim();
+    if v == "0" || v.eq_ignore_ascii_case("unlimited") {
+        return Ok(None);
+    }
+    let (lo, hi) = segexpand_redistributor::ROWS_PER_S_RANGE;
+    match v.parse::<f64>() {
+        Ok(n) if n.is_finite() && (lo..=hi).contains(&n) => Ok(Some(n)),
+        _ => Err(SqlError::new(
+            "22023",
+            format!(
+                "invalid value for parameter \"{ROWS_PER_S_SETTING}\": \"{v}\" (a number of \
+                 rows per second from {lo} to {hi}, or 0 for no limit)"
+            ),
+        )),
+    }
+}
+
 fn redistribute(s: &mut Session, table: &str, target: Layout) -> SqlResult<Output> {
     if s.status != crate::TxnStatus::Idle {
         return Err(SqlError::new(
@@ -267,9 +293,47 @@ fn redistribute(s: &mut Session, table: &str, target: Layout) -> SqlResult<Outpu
             "a redistribution cannot run inside a transaction block",
         ));
     }
-    let r = Redistributor::start(s.node.clone(), table, target, Options::default())?;
-    r.run()?;
-    Ok(Output::Command("ALTER TABLE".into()))
+    let opts = Options {
+        rows_per_s: match s.settings.get(ROWS_PER_S_SETTING) {
+            Some(v) => rows_per_s(v)?,
+            None => None,
+        },
+        ..Options::default()
+    };
+    let r = Redistributor::start(s.node.clone(), table, target, opts)?;
+    // A cancel request cancels the redistribution online: the mover takes the moved
+    // rows back, the table flips back to its old layout, and the statement fails with
+    // 57014. Other sessions read and write throughout.
+    let handle = r.handle();
+    let flag = s.cancel_flag();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let outcome = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while !done.load(std::sync::atomic::Ordering::Acquire) {
+                if flag.load(std::sync::atomic::Ordering::Acquire) {
+                    handle.cancel();
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        });
+        let outcome = r.run();
+        done.store(true, std::sync::atomic::Ordering::Release);
+        outcome
+    })?;
+    match outcome.finish {
+        Finish::Flipped => Ok(Output::Command("ALTER TABLE".into())),
+        Finish::Cancelled => Err(SqlError {
+            detail: Some(format!(
+                "The redistribution was cancelled; table \"{table}\" is whole on its old layout."
+            )),
+            ..SqlError::canceled()
+        }),
+        Finish::Stopped => Err(SqlError::new(
+            "55000",
+            format!("the redistribution of \"{table}\" stopped before its flip"),
+        )),
+    }
 }
 
 pub(crate) fn expand(s: &mut Session, table: &str) -> SqlResult<Output> {

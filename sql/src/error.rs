@@ -40,6 +40,7 @@ impl From<segexpand_engine::Error> for SqlError {
                     format!("duplicate key value violates unique constraint \"{constraint}\""),
                 )
             },
+            segexpand_engine::Error::Canceled(_) => SqlError::canceled(),
             e => SqlError::new(e.sqlstate(), e.to_string()),
         }
     }
@@ -70,6 +71,11 @@ impl SqlError {
     /// 0A000: valid SQL this server does not do.
     pub fn unsupported(what: impl Into<String>) -> Self {
         SqlError::new("0A000", what)
+    }
+
+    /// 57014: a cancel request stopped the statement.
+    pub fn canceled() -> Self {
+        SqlError::new("57014", "canceling statement due to user request")
     }
 
     /// 42P01.

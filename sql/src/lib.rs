@@ -119,7 +119,17 @@ pub struct Session {
     implicit: bool,
     /// Set when the server shuts down: nothing commits any more.
     terminating: Option<Arc<AtomicBool>>,
+    /// Set by a cancel request: the running statement stops with 57014
+    /// ([`Session::cancel_flag`]).
+    cancel: Arc<AtomicBool>,
+    /// This session's process id, as the server numbers connections.
+    pid: i32,
+    /// Cancels the statement running in the session with this pid (`pg_cancel_backend`).
+    canceller: Option<Canceller>,
 }
+
+/// Cancels the running statement of the session with a process id; false if none has it.
+pub type Canceller = Arc<dyn Fn(i32) -> bool + Send + Sync>;
 
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -161,7 +171,42 @@ impl Session {
             },
             implicit: false,
             terminating: None,
+            cancel: Arc::new(AtomicBool::new(false)),
+            pid: 0,
+            canceller: None,
         }
+    }
+
+    /// The flag that cancels this session's running statement (a server's cancel
+    /// request sets it): the statement stops with 57014 at its next check — a lock wait,
+    /// a redistribution's next batch (the redistribution is cancelled online and the
+    /// table stays on its old layout), the end of a statement (which then rolls back
+    /// instead of committing) — and a block fails as after any error. Cleared when the
+    /// next query starts.
+    pub fn cancel_flag(&self) -> Arc<AtomicBool> {
+        self.cancel.clone()
+    }
+
+    /// Gives the session its process id (`pg_backend_pid()`) and the means to cancel
+    /// another session's statement (`pg_cancel_backend(pid)`).
+    pub fn set_backend(&mut self, pid: i32, canceller: Canceller) {
+        self.pid = pid;
+        self.canceller = Some(canceller);
+    }
+
+    /// 57014 if a cancel request came for the running statement.
+    pub(crate) fn check_cancel(&self) -> SqlResult<()> {
+        if self.cancel.load(Ordering::Acquire) {
+            return Err(SqlError::canceled());
+        }
+        Ok(())
+    }
+
+    /// A new transaction whose lock waits the cancel flag can break.
+    fn begin(&self) -> SqlResult<Txn> {
+        let mut tx = self.node.begin()?;
+        tx.set_cancel_flag(self.cancel.clone());
+        Ok(tx)
     }
 
     /// Makes the session refuse every commit once `flag` is set (a server shutting
@@ -207,6 +252,7 @@ impl Session {
     /// first error (whose statement's effects are rolled back; in a block, the block
     /// fails). Returns one result per statement run.
     pub fn execute(&mut self, sql: &str) -> Vec<SqlResult<Output>> {
+        self.cancel.store(false, Ordering::Release);
         let out = self.execute_string(sql);
         self.after_error(out.iter().any(Result::is_err));
         out
@@ -261,13 +307,13 @@ impl Session {
         });
         let implicit = parsed.len() > 1 && self.status == TxnStatus::Idle && !controls;
         if implicit {
-            match self.node.begin() {
+            match self.begin() {
                 Ok(tx) => {
                     self.txn = Some(tx);
                     self.status = TxnStatus::InBlock;
                     self.implicit = true;
                 }
-                Err(e) => return vec![Err(e.into())],
+                Err(e) => return vec![Err(e)],
             }
         }
         let mut out = Vec::new();
@@ -350,6 +396,7 @@ impl Session {
         p: &Prepared,
         params: &[segexpand_engine::Value],
     ) -> SqlResult<Output> {
+        self.cancel.store(false, Ordering::Release);
         let r = match (&p.piece, &p.stmt) {
             (None, _) => Ok(Output::Empty),
             (Some(split::Piece::Sql { distribution, .. }), Some(stmt)) => {
@@ -405,6 +452,26 @@ impl Session {
             split::Piece::SetDistributed(t, d) => ddl::set_distributed(self, &t, d),
             split::Piece::Copy { table, columns, to } => copy::start(self, &table, &columns, to),
             split::Piece::AddSegments(n) => ddl::add_segments(self, n),
+            split::Piece::BackendPid => Ok(one_value(
+                "pg_backend_pid",
+                Type::Int4,
+                self.pid.to_string(),
+            )),
+            split::Piece::CancelBackend(pid) => {
+                let found = match (&self.canceller, i32::try_from(pid)) {
+                    (Some(c), Ok(pid)) => c(pid),
+                    _ => false,
+                };
+                if !found {
+                    self.notices
+                        .push(format!("PID {pid} is not a segexpand server process"));
+                }
+                Ok(one_value(
+                    "pg_cancel_backend",
+                    Type::Bool,
+                    if found { "t" } else { "f" }.into(),
+                ))
+            }
         }
     }
 
@@ -437,7 +504,7 @@ impl Session {
                     self.notices
                         .push("there is already a transaction in progress".into());
                 } else {
-                    self.txn = Some(self.node.begin()?);
+                    self.txn = Some(self.begin()?);
                     self.status = TxnStatus::InBlock;
                 }
                 Ok(Output::Command("BEGIN".into()))
@@ -536,8 +603,10 @@ impl Session {
                 r
             }
             None => {
-                let mut tx = self.node.begin()?;
-                match f(&mut tx, self) {
+                let mut tx = self.begin()?;
+                // A statement that finished after its cancel request rolls back: the
+                // client was told it was cancelled.
+                match f(&mut tx, self).and_then(|v| self.check_cancel().map(|()| v)) {
                     Ok(v) => {
                         self.commit_txn(tx)?;
                         Ok(v)
@@ -588,4 +657,15 @@ fn now_micros() -> i64 {
         .unwrap_or_default();
     // 2000-01-01 is 946,684,800 s after the Unix epoch.
     i64::try_from(d.as_micros()).unwrap_or(i64::MAX) - 946_684_800_000_000
+}
+
+/// A one-row, one-column result.
+fn one_value(name: &str, ty: Type, v: String) -> Output {
+    Output::Rows {
+        columns: vec![Column {
+            name: name.into(),
+            ty,
+        }],
+        rows: vec![vec![Some(v)]],
+    }
 }

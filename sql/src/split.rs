@@ -40,6 +40,10 @@ pub enum Piece {
     Vacuum(Vec<String>),
     /// `SELECT segexpand_add_segments(n)`: adds `n` empty segments to the node, online.
     AddSegments(i64),
+    /// `SELECT pg_backend_pid()`.
+    BackendPid,
+    /// `SELECT pg_cancel_backend(pid)`.
+    CancelBackend(i64),
     /// `COPY t [(cols)] FROM STDIN | TO STDOUT [[WITH] (options)]`, text format.
     Copy {
         /// The table.
@@ -235,6 +239,24 @@ fn piece(tokens: Vec<Token>) -> SqlResult<Option<Piece>> {
                 Some(n) => Ok(Some(Piece::AddSegments(n))),
                 None => Err(SqlError::syntax(
                     "segexpand_add_segments takes one integer: SELECT segexpand_add_segments(n)",
+                )),
+            };
+        }
+        Some("select") if w(1).as_deref() == Some("pg_backend_pid") => {
+            if let (Some(Token::LParen), Some(Token::RParen), 4) =
+                (toks.get(2), toks.get(3), toks.len())
+            {
+                return Ok(Some(Piece::BackendPid));
+            }
+        }
+        Some("select") if w(1).as_deref() == Some("pg_cancel_backend") => {
+            return match (toks.get(2), toks.get(3), toks.get(4), toks.len()) {
+                (Some(Token::LParen), Some(Token::Number(n, _)), Some(Token::RParen), 5) => n
+                    .parse::<i64>()
+                    .map(|n| Some(Piece::CancelBackend(n)))
+                    .map_err(|_| SqlError::new("22003", "integer out of range")),
+                _ => Err(SqlError::unsupported(
+                    "pg_cancel_backend takes one integer literal: SELECT pg_cancel_backend(pid)",
                 )),
             };
         }

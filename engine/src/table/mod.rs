@@ -100,6 +100,9 @@ pub struct Txn {
     /// Tables this transaction ran DML on: it is one of their writers until it ends, so
     /// DROP, TRUNCATE and ADD PRIMARY KEY wait for it (`node/writers.rs`).
     writing: Vec<Arc<TableRt>>,
+    /// Set by another thread to cancel the running statement's waits
+    /// ([`Txn::set_cancel_flag`]).
+    cancel: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl std::fmt::Debug for Txn {
@@ -154,6 +157,7 @@ impl Node {
             wrote: false,
             waits: std::cell::Cell::new(0),
             writing: Vec::new(),
+            cancel: None,
         })
     }
 }
@@ -162,6 +166,26 @@ impl Txn {
     /// The transaction id.
     pub fn xid(&self) -> u64 {
         self.xid
+    }
+
+    /// A flag another thread sets to cancel this transaction's statements: a statement
+    /// waiting for a row lock or for a conflicting writer of a unique key gives up with
+    /// [`Error::Canceled`] (57014), and the transaction fails as after any error. The
+    /// owner clears the flag between statements.
+    pub fn set_cancel_flag(&mut self, flag: Arc<std::sync::atomic::AtomicBool>) {
+        self.cancel = Some(flag);
+    }
+
+    /// Waits for transaction `holder` to end, as this transaction: bounded by the lock
+    /// timeout, broken by a deadlock or by the cancel flag.
+    fn wait_for_xid(&self, holder: u64) -> Result<()> {
+        self.waits.set(self.waits.get() + 1);
+        self.node.txns.wait_for_or_cancel(
+            self.xid,
+            holder,
+            self.node.options().lock_timeout,
+            self.cancel.as_deref(),
+        )
     }
 
     /// Times a statement of this transaction waited: for a row lock another transaction

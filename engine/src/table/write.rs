@@ -156,13 +156,8 @@ impl Txn {
                         break;
                     }
                     Claim::Busy(holder) => {
-                        self.waits.set(self.waits.get() + 1);
                         let pinned = st.pin.borrow_mut().take().is_some();
-                        self.node.txns.wait_for(
-                            self.xid,
-                            holder,
-                            self.node.options().lock_timeout,
-                        )?;
+                        self.wait_for_xid(holder)?;
                         if pinned {
                             *st.pin.borrow_mut() = Some(self.pin(st.rt));
                             def = st.rt.def.read().clone();

@@ -260,6 +260,18 @@ impl TxnManager {
     /// (directly or through others) for `me`, and with [`Error::LockTimeout`] after
     /// `timeout`.
     pub fn wait_for(&self, me: u64, holder: u64, timeout: Duration) -> Result<()> {
+        self.wait_for_or_cancel(me, holder, timeout, None)
+    }
+
+    /// [`TxnManager::wait_for`], and gives up with [`Error::Canceled`] once `cancel` is
+    /// set (checked at least every [`CANCEL_POLL`]).
+    pub fn wait_for_or_cancel(
+        &self,
+        me: u64,
+        holder: u64,
+        timeout: Duration,
+        cancel: Option<&std::sync::atomic::AtomicBool>,
+    ) -> Result<()> {
         let start = Instant::now();
         let deadline = start + timeout;
         let mut st = self.state.lock();
@@ -267,6 +279,12 @@ impl TxnManager {
             if !st.running.contains_key(&holder) {
                 st.waits_for.remove(&me);
                 return Ok(());
+            }
+            if cancel.is_some_and(|c| c.load(std::sync::atomic::Ordering::Acquire)) {
+                st.waits_for.remove(&me);
+                return Err(Error::Canceled(format!(
+                    "while transaction {me} waited for transaction {holder}"
+                )));
             }
             let mut cur = holder;
             for _ in 0..=st.waits_for.len() {
@@ -280,7 +298,12 @@ impl TxnManager {
                 }
             }
             st.waits_for.insert(me, holder);
-            if self.ended.wait_until(&mut st, deadline).timed_out()
+            let until = match cancel {
+                Some(_) => deadline.min(Instant::now() + CANCEL_POLL),
+                None => deadline,
+            };
+            if self.ended.wait_until(&mut st, until).timed_out()
+                && Instant::now() >= deadline
                 && st.running.contains_key(&holder)
             {
                 st.waits_for.remove(&me);
@@ -293,6 +316,9 @@ impl TxnManager {
         }
     }
 }
+
+/// How often a lock wait that can be cancelled looks at its cancel flag.
+pub const CANCEL_POLL: Duration = Duration::from_millis(20);
 
 #[cfg(test)]
 mod tests {
