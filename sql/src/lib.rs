@@ -11,12 +11,16 @@ pub mod eval;
 pub mod expr;
 pub mod value;
 
+mod array;
 mod catalog;
+mod compile;
 mod copy;
 mod ddl;
 mod dml;
+mod names;
 mod select;
 mod split;
+mod walk;
 
 pub use error::{SqlError, SqlResult};
 pub use expr::SessionInfo;
