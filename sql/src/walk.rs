@@ -93,6 +93,15 @@ impl Expr {
         span
     }
 
+    /// Calls `f` with every column position read.
+    pub fn visit_columns(&self, f: &mut dyn FnMut(usize)) {
+        self.visit(&mut |e| {
+            if let Expr::Column(i) = e {
+                f(*i);
+            }
+        });
+    }
+
     fn visit(&self, f: &mut dyn FnMut(&Expr)) {
         f(self);
         for c in self.children() {

@@ -430,3 +430,35 @@ fn every_catalog_query_psql_sends_for_dt_d_and_l_succeeds() {
         vec!["t"]
     );
 }
+
+/// Scans read only the columns a query uses; a join key at another position on the
+/// right side than on the left must still be read (a regression: tellers' bid was not).
+#[test]
+fn narrowed_scans_keep_every_column_the_join_reads() {
+    let (_d, mut s) = session(4);
+    ok(
+        &mut s,
+        "create table br (bid int not null, bbalance int, filler char(88)); \
+         create table te (tid int not null, bid int, tbalance int, filler char(84)); \
+         insert into br values (1, 0, 'x'), (2, 0, 'y'); \
+         insert into te values (1, 1, 5, 'a'), (2, 1, 6, 'b'), (3, 2, 7, 'c'), (4, 3, 8, 'd')",
+    );
+    assert_eq!(
+        flat(
+            &mut s,
+            "select b.bid, t.tid from br b join te t on t.bid = b.bid order by 2"
+        ),
+        vec!["1|1", "1|2", "2|3"]
+    );
+    assert_eq!(
+        flat(
+            &mut s,
+            "select bid, sum(tbalance) from br join te using (bid) group by bid order by 1"
+        ),
+        vec!["1|11", "2|7"]
+    );
+    assert_eq!(
+        flat(&mut s, "select t.tid, t.filler is null from te t left join br b on b.bid = t.bid where b.bid is null"),
+        vec!["4|f"]
+    );
+}

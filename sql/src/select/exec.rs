@@ -129,7 +129,9 @@ impl<'a> Exec<'a> {
         base: &Ctx<'_>,
     ) -> SqlResult<Vec<SegRow>> {
         let owned: Vec<Vec<Value>> = match &src.kind {
-            Kind::Table(name) => return scan::read(self, name, &src.filter, uses_segment_id),
+            Kind::Table(name) => {
+                return scan::read(self, name, src, uses_segment_id);
+            }
             Kind::Rows(rows) => {
                 let mut out = Vec::new();
                 for r in rows {

@@ -20,6 +20,9 @@ pub(crate) struct Source {
     pub(crate) width: usize,
     /// Conditions on its own rows (positions in its row), applied as it is read.
     pub(crate) filter: Vec<Expr>,
+    /// The columns the query reads (a user table's scan returns only those; the others
+    /// are NULL); `None`: all.
+    pub(crate) needed: Option<Vec<usize>>,
 }
 
 /// Where a source's rows come from.
@@ -78,6 +81,7 @@ pub(crate) fn build<'q>(
             kind: Kind::Unit,
             width: 0,
             filter: Vec::new(),
+            needed: None,
         });
         return Ok(fl);
     }
@@ -263,6 +267,7 @@ impl FromList<'_> {
             kind,
             width,
             filter: Vec::new(),
+            needed: None,
         });
         Ok(())
     }

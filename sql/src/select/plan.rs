@@ -147,8 +147,69 @@ fn plan_select(
         uses_segment_id: false,
     };
     p.uses_segment_id = mentions_segment_id(&p);
+    project(&mut p);
     output::check_grouping(&p)?;
     Ok((QueryPlan::Select(Box::new(p)), params, outer_used))
+}
+
+/// Narrows each user table's scan to the columns the query reads (a subquery may read
+/// any column of this level, so with one every column is read).
+fn project(p: &mut SelectPlan) {
+    let exprs: Vec<&Expr> = p
+        .items
+        .iter()
+        .map(|(_, e)| e)
+        .chain(&p.filter)
+        .chain(p.steps.iter().flat_map(|s| s.keys.iter().map(|(l, _)| l)))
+        .chain(p.steps.iter().flat_map(|s| s.on.iter().chain(&s.after)))
+        .chain(&p.group_by)
+        .chain(p.having.iter())
+        .chain(p.order.iter().map(|(e, _)| e))
+        .chain(p.aggs.iter().filter_map(|a| a.arg.as_ref()))
+        .collect();
+    // A step's right keys read its source's own row.
+    let right_keys: Vec<(usize, &Expr)> = p
+        .steps
+        .iter()
+        .zip(p.rels.iter().skip(1))
+        .flat_map(|(s, r)| s.keys.iter().map(move |(_, k)| (r.start, k)))
+        .collect();
+    if exprs.iter().any(|e| e.has_subquery()) {
+        return;
+    }
+    let mut needed = vec![false; p.scope.columns.len()];
+    for e in exprs {
+        e.visit_columns(&mut |i| {
+            if let Some(n) = needed.get_mut(i) {
+                *n = true;
+            }
+        });
+    }
+    for (start, k) in right_keys {
+        k.visit_columns(&mut |i| {
+            if let Some(n) = needed.get_mut(start + i) {
+                *n = true;
+            }
+        });
+    }
+    for (src, rel) in p.sources.iter_mut().zip(&p.rels) {
+        if !matches!(src.kind, Kind::Table(_)) || src.filter.iter().any(Expr::has_subquery) {
+            continue;
+        }
+        let mut local: Vec<bool> = needed.get(rel.start..rel.end).unwrap_or(&[]).to_vec();
+        for f in &src.filter {
+            f.visit_columns(&mut |i| {
+                if let Some(n) = local.get_mut(i) {
+                    *n = true;
+                }
+            });
+        }
+        src.needed = Some(
+            (0..local.len())
+                .filter(|i| local.get(*i) == Some(&true))
+                .collect(),
+        );
+    }
 }
 
 fn mentions_segment_id(p: &SelectPlan) -> bool {

@@ -6,6 +6,7 @@
 //! source's conditions to its rows. The result is the same as reading the segments one after another, in segment order.
 
 use super::exec::Exec;
+use super::from::Source;
 use super::output::SegRow;
 use crate::dml::{key_of, table_def};
 use crate::error::{SqlError, SqlResult};
@@ -66,9 +67,10 @@ pub(crate) fn workers(s: &Session) -> usize {
 pub(crate) fn read(
     ex: &Exec<'_>,
     name: &str,
-    filter: &[Expr],
+    src: &Source,
     uses_segment_id: bool,
 ) -> SqlResult<Vec<SegRow>> {
+    let filter = src.filter.as_slice();
     let access = access(ex.session(), name, filter, uses_segment_id, ex.params())?;
     let handle = ex.session().node().table(name)?;
     let base = Ctx {
@@ -88,11 +90,19 @@ pub(crate) fn read(
         Access::Scan { segments, workers } => (segments, workers),
     };
     let groups: Vec<Option<Vec<u16>>> = (0..segments).map(|g| Some(vec![g])).collect();
-    let cursors = tx.scan_cursors(&handle, ScanOptions::default(), &groups)?;
+    let opts = ScanOptions {
+        columns: src.needed.clone(),
+        ..ScanOptions::default()
+    };
+    let shape = Shape {
+        width: src.width,
+        needed: src.needed.as_deref(),
+    };
+    let cursors = tx.scan_cursors(&handle, opts, &groups)?;
     let cursors: Vec<(u16, Cursor<'_>)> = (0..segments).zip(cursors).collect();
     let (params, info) = (ex.params(), ex.info());
     if workers <= 1 {
-        return read_cursors(cursors, filter, params, info);
+        return read_cursors(cursors, filter, shape, params, info);
     }
     // Cursor i goes to worker i % workers; results come back in segment order.
     let mut buckets: Vec<Vec<(u16, Cursor<'_>)>> = (0..workers).map(|_| Vec::new()).collect();
@@ -109,7 +119,7 @@ pub(crate) fn read(
                     bucket
                         .into_iter()
                         .map(|(seg, cur)| {
-                            read_cursors(vec![(seg, cur)], filter, params, info)
+                            read_cursors(vec![(seg, cur)], filter, shape, params, info)
                                 .map(|rows| (seg, rows))
                         })
                         .collect::<SqlResult<Vec<_>>>()
@@ -137,10 +147,34 @@ pub(crate) fn read(
     Ok(out)
 }
 
+/// A projected scan's rows: `width` columns of which the cursor returns `needed`.
+#[derive(Clone, Copy)]
+struct Shape<'a> {
+    width: usize,
+    needed: Option<&'a [usize]>,
+}
+
+impl Shape<'_> {
+    /// A projected row back at its table's width, the columns not read NULL.
+    fn widen(self, row: Vec<Value>) -> Vec<Value> {
+        let Some(needed) = self.needed else {
+            return row;
+        };
+        let mut full = vec![Value::Null; self.width];
+        for (i, v) in needed.iter().zip(row) {
+            if let Some(slot) = full.get_mut(*i) {
+                *slot = v;
+            }
+        }
+        full
+    }
+}
+
 /// Reads `cursors` one after another, keeping the rows that pass `filter`.
 fn read_cursors(
     cursors: Vec<(u16, Cursor<'_>)>,
     filter: &[Expr],
+    shape: Shape<'_>,
     params: &[Value],
     info: &SessionInfo,
 ) -> SqlResult<Vec<SegRow>> {
@@ -153,7 +187,7 @@ fn read_cursors(
     for (seg, mut cur) in cursors {
         while let Some(batch) = cur.next_batch()? {
             for r in batch {
-                keep(filter, &base, Some(seg), r, &mut out)?;
+                keep(filter, &base, Some(seg), shape.widen(r), &mut out)?;
             }
         }
     }
