@@ -546,3 +546,87 @@ fn key_change_of_pgbench_tellers_under_pgbench_keeps_the_invariant() {
     );
     node.close().unwrap();
 }
+
+/// psql's describing commands against the server: `\dt`, `\d t`, `\d`, `\l` and `\dn`
+/// print what they print against PostgreSQL (the pg_catalog queries behind them all
+/// succeed; an error in any would cut the output short). A join and a correlated
+/// subquery run through the same server.
+#[test]
+fn psql_describes_tables_columns_and_databases_through_pg_catalog() {
+    let srv = Server::start();
+    let (_, err) = srv.psql(
+        "create table t (id int not null, name varchar(10), price numeric(15,2), \
+         code char(84), at timestamp);\n\
+         create table u (a int not null, b text) distributed by (a);\n\
+         insert into t values (1, 'x', 2.5, 'c', '2024-01-02 03:04:05');\n\
+         insert into u values (1, 'one'), (2, 'two');\n",
+    );
+    assert!(!err.contains("ERROR"), "{err}");
+    let (out, err) = srv.psql("\\dt\n\\d t\n\\d\n\\l\n\\dn\n");
+    assert!(!err.contains("ERROR"), "{err}");
+    let lines: Vec<&str> = out.lines().map(str::trim_end).collect();
+    let has = |want: &str| assert!(lines.contains(&want), "no line {want:?} in:\n{out}");
+    // \dt and \d (no argument): the user tables, type table, owned by the user.
+    let title = |want: &str| {
+        assert!(
+            lines.iter().any(|l| l.trim() == want),
+            "no title {want:?} in:\n{out}"
+        )
+    };
+    title("List of relations");
+    has(" Schema | Name | Type  | Owner");
+    has(" public | t    | table | tester");
+    has(" public | u    | table | tester");
+    assert_eq!(
+        lines.iter().filter(|l| l.contains("(2 rows)")).count(),
+        2,
+        "{out}"
+    );
+    // \d t: the columns with PostgreSQL's type names and NOT NULL. The engine keeps no
+    // precision for numeric, so numeric(15,2) shows as numeric.
+    title("Table \"public.t\"");
+    has(" Column |            Type             | Collation | Nullable | Default");
+    has(" id     | integer                     |           | not null |");
+    has(" name   | character varying(10)       |           |          |");
+    has(" price  | numeric                     |           |          |");
+    has(" code   | character(84)               |           |          |");
+    has(" at     | timestamp without time zone |           |          |");
+    // \l: the database, owned by the user, in UTF8.
+    title("List of databases");
+    title("List of schemas");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with(" segexpand | tester | UTF8")),
+        "{out}"
+    );
+    // \dn: public only (pg_catalog and information_schema are hidden).
+    has(" public | tester");
+    assert_eq!(
+        srv.query(
+            "select t.name, u.b, (select count(*) from u u2 where u2.a <= u.a) \
+             from t join u on u.a = t.id"
+        ),
+        "x|one|1"
+    );
+    // No such relation: nothing printed (psql -q keeps its "Did not find" quiet), and
+    // no error from the lookup query.
+    // Keys and defaults, as PostgreSQL prints them.
+    let (out, err) = srv.psql(
+        "create table k (id int primary key, n int default 7, tag text, unique (id, tag));\n\
+         \\d k\n",
+    );
+    assert!(!err.contains("ERROR"), "{err}");
+    let lines: Vec<&str> = out.lines().map(str::trim_end).collect();
+    for want in [
+        " id     | integer |           | not null |",
+        " n      | integer |           |          | 7",
+        "Indexes:",
+        "    \"k_pkey\" PRIMARY KEY, btree (id)",
+        "    \"k_id_tag_key\" UNIQUE CONSTRAINT, btree (id, tag)",
+    ] {
+        assert!(lines.contains(&want), "no line {want:?} in:\n{out}");
+    }
+    let (out, err) = srv.psql("\\d nosuch\n");
+    assert_eq!((out.trim(), err.contains("ERROR")), ("", false), "{err}");
+}

@@ -58,11 +58,8 @@ pub(crate) fn row(def: &TableDef, ctx: &Ctx<'_>) -> SqlResult<Vec<Value>> {
                         )
                     })?;
                 let ctx = Ctx {
-                    row: &[],
-                    params: &[],
-                    aggs: &[],
-                    segment: None,
                     session: ctx.session,
+                    ..Ctx::default()
                 };
                 let v = Compiler::new(&no_columns()).compile(&e)?.eval(&ctx)?;
                 assign(v, c.ty)

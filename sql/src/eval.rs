@@ -2,8 +2,9 @@
 //! logic, untyped literals meeting typed values, scalar functions, static types, and
 //! parameter types inferred from context.
 
+use crate::array;
 use crate::error::{SqlError, SqlResult};
-use crate::expr::{CmpOp, Expr, Func};
+use crate::expr::{CmpOp, Expr, Func, SubKind};
 use crate::value::{self, arith, cast, compare};
 use segexpand_engine::{Type, Value};
 use std::cmp::Ordering;
@@ -11,6 +12,10 @@ use std::cmp::Ordering;
 /// What evaluation reads: the row, its segment, the parameters and aggregate results.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Ctx<'a> {
+    /// The enclosing queries' rows (correlated subqueries), innermost first.
+    pub outer: Option<&'a OuterRow<'a>>,
+    /// What runs subqueries and answers catalog lookups (None: neither is possible).
+    pub env: Option<&'a dyn Env>,
     /// The row (empty when there is none).
     pub row: &'a [Value],
     /// The segment it was read from.
@@ -23,6 +28,35 @@ pub struct Ctx<'a> {
     pub session: Option<&'a SessionInfo>,
 }
 
+/// An enclosing query's current row, and its own enclosing rows.
+#[derive(Debug, Clone, Copy)]
+pub struct OuterRow<'a> {
+    /// The row.
+    pub row: &'a [Value],
+    /// The next level out.
+    pub up: Option<&'a OuterRow<'a>>,
+}
+
+/// The executor's side of evaluation: subqueries and the catalog.
+pub trait Env: std::fmt::Debug {
+    /// The rows of subquery `sub`, evaluated with `ctx`'s row as its outer row.
+    fn subquery(
+        &self,
+        sub: &crate::select::SubQuery,
+        ctx: &Ctx<'_>,
+    ) -> SqlResult<std::sync::Arc<Vec<Vec<Value>>>>;
+    /// The catalog as this statement sees it.
+    fn catalog(&self) -> &crate::catalog::Catalog;
+}
+
+impl<'a> Ctx<'a> {
+    pub(crate) fn env(&self) -> SqlResult<&'a dyn Env> {
+        self.env.ok_or_else(|| {
+            SqlError::unsupported("subqueries and catalog functions are not supported here")
+        })
+    }
+}
+
 /// Session facts some functions return.
 #[derive(Debug, Clone, Default)]
 pub struct SessionInfo {
@@ -32,6 +66,19 @@ pub struct SessionInfo {
     pub database: String,
     /// The statement's start, microseconds since 2000-01-01.
     pub now: i64,
+    /// The session's cancel flag (`Session::cancel_flag`): long loops (scans) stop
+    /// with 57014 once it is set.
+    pub cancel: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl SessionInfo {
+    /// 57014 once a cancel request came for the running statement.
+    pub fn check_cancel(&self) -> crate::error::SqlResult<()> {
+        if self.cancel.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(crate::error::SqlError::canceled());
+        }
+        Ok(())
+    }
 }
 
 fn truth(v: &Value) -> Option<bool> {
@@ -39,6 +86,27 @@ fn truth(v: &Value) -> Option<bool> {
         Value::Bool(b) => Some(*b),
         _ => None,
     }
+}
+
+/// `x [NOT] IN (values)` with SQL's NULL rules.
+fn in_values(x: Value, items: impl Iterator<Item = Value>, negated: bool) -> SqlResult<Value> {
+    if matches!(x, Value::Null) {
+        return Ok(Value::Null);
+    }
+    let mut saw_null = false;
+    for item in items {
+        let (p, q) = unify(x.clone(), item)?;
+        if matches!(q, Value::Null) {
+            saw_null = true;
+        } else if compare(&p, &q) == Some(Ordering::Equal) {
+            return Ok(Value::Bool(!negated));
+        }
+    }
+    Ok(if saw_null {
+        Value::Null
+    } else {
+        Value::Bool(negated)
+    })
 }
 
 /// Brings an untyped text to the type of the value it meets (`col = '5'`).
@@ -143,23 +211,11 @@ impl Expr {
             }
             Expr::InList(a, list, negated) => {
                 let x = a.eval(ctx)?;
-                if matches!(x, Value::Null) {
-                    return Ok(Value::Null);
-                }
-                let mut saw_null = false;
-                for item in list {
-                    let (p, q) = unify(x.clone(), item.eval(ctx)?)?;
-                    if matches!(q, Value::Null) {
-                        saw_null = true;
-                    } else if compare(&p, &q) == Some(Ordering::Equal) {
-                        return Ok(Value::Bool(!negated));
-                    }
-                }
-                if saw_null {
-                    Value::Null
-                } else {
-                    Value::Bool(*negated)
-                }
+                let items = list
+                    .iter()
+                    .map(|item| item.eval(ctx))
+                    .collect::<SqlResult<Vec<_>>>()?;
+                in_values(x, items.into_iter(), *negated)?
             }
             Expr::Cast(a, ty) => cast(a.eval(ctx)?, *ty)?,
             Expr::Concat(a, b) => match (a.eval(ctx)?, b.eval(ctx)?) {
@@ -196,6 +252,103 @@ impl Expr {
                     .collect::<SqlResult<Vec<_>>>()?;
                 eval_func(*f, vals, ctx)?
             }
+            Expr::Outer(level, i, _) => {
+                let mut at = ctx.outer;
+                for _ in 0..*level {
+                    at = at.and_then(|o| o.up);
+                }
+                at.and_then(|o| o.row.get(*i))
+                    .cloned()
+                    .unwrap_or(Value::Null)
+            }
+            Expr::Sub(kind, sub) => {
+                let rows = ctx.env()?.subquery(&sub.0, ctx)?;
+                let first = |r: &Vec<Value>| r.first().cloned().unwrap_or(Value::Null);
+                match kind {
+                    SubKind::Exists(negated) => Value::Bool(rows.is_empty() == *negated),
+                    SubKind::Array => {
+                        Value::Text(array::format(&rows.iter().map(first).collect::<Vec<_>>()))
+                    }
+                    SubKind::Scalar => {
+                        match rows.as_slice() {
+                            [] => Value::Null,
+                            [r] => first(r),
+                            _ => return Err(SqlError::new(
+                                "21000",
+                                "more than one row returned by a subquery used as an expression",
+                            )),
+                        }
+                    }
+                }
+            }
+            Expr::InSub(a, sub, negated) => {
+                let x = a.eval(ctx)?;
+                let rows = ctx.env()?.subquery(&sub.0, ctx)?;
+                let items = rows
+                    .iter()
+                    .map(|r| r.first().cloned().unwrap_or(Value::Null));
+                in_values(x, items, *negated)?
+            }
+            Expr::AnyArray(op, a, arr) => {
+                let x = a.eval(ctx)?;
+                match arr.eval(ctx)? {
+                    Value::Null => Value::Null,
+                    v => {
+                        let items = array::parse(&value::to_text(&v).unwrap_or_default())?;
+                        let mut saw_null = false;
+                        for item in items {
+                            let Some(item) = item else {
+                                saw_null = true;
+                                continue;
+                            };
+                            let c = Expr::Cmp(
+                                *op,
+                                Box::new(Expr::Const(x.clone())),
+                                Box::new(Expr::Unknown(item)),
+                            );
+                            match truth(&c.eval(ctx)?) {
+                                Some(true) => return Ok(Value::Bool(true)),
+                                Some(false) => {}
+                                None => saw_null = true,
+                            }
+                        }
+                        if saw_null {
+                            Value::Null
+                        } else {
+                            Value::Bool(false)
+                        }
+                    }
+                }
+            }
+            Expr::Regex(a, p, negated, icase) => match (a.eval(ctx)?, p.eval(ctx)?) {
+                (Value::Null, _) | (_, Value::Null) => Value::Null,
+                (x, y) => {
+                    let s = value::to_text(&x).unwrap_or_default();
+                    let pat = value::to_text(&y).unwrap_or_default();
+                    Value::Bool(array::regex_match(&s, &pat, *icase)? != *negated)
+                }
+            },
+            Expr::Reg(a, kind) => {
+                let v = a.eval(ctx)?;
+                crate::catalog::reg_cast(v, *kind, ctx.env()?.catalog())?
+            }
+            Expr::Subscript(a, i) => match (a.eval(ctx)?, i.eval(ctx)?) {
+                (Value::Null, _) | (_, Value::Null) => Value::Null,
+                (arr, i) => {
+                    let items = array::parse(&value::to_text(&arr).unwrap_or_default())?;
+                    let at = i.as_int().and_then(|i| usize::try_from(i).ok());
+                    at.and_then(|i| i.checked_sub(1))
+                        .and_then(|i| items.get(i).cloned().flatten())
+                        .map_or(Value::Null, Value::Text)
+                }
+            },
+            Expr::Array(items) => {
+                let vals = items
+                    .iter()
+                    .map(|a| a.eval(ctx))
+                    .collect::<SqlResult<Vec<_>>>()?;
+                Value::Text(array::format(&vals))
+            }
         })
     }
 
@@ -231,7 +384,16 @@ impl Expr {
             | Expr::Not(_)
             | Expr::IsNull(..)
             | Expr::InList(..)
-            | Expr::Like(..) => Type::Bool,
+            | Expr::Like(..)
+            | Expr::InSub(..)
+            | Expr::Regex(..)
+            | Expr::AnyArray(..)
+            | Expr::Sub(SubKind::Exists(_), _) => Type::Bool,
+            Expr::Outer(_, _, ty) => *ty,
+            Expr::Sub(SubKind::Scalar, sub) => sub.0.ty,
+            Expr::Sub(SubKind::Array, _) | Expr::Reg(..) | Expr::Subscript(..) | Expr::Array(_) => {
+                Type::Text
+            }
             Expr::Neg(a) => t(a),
             Expr::Cast(_, ty) => *ty,
             Expr::Concat(..) => Type::Text,
@@ -244,6 +406,7 @@ impl Expr {
                 Func::Abs | Func::Coalesce => args.first().map_or(Type::Text, t),
                 Func::Length => Type::Int4,
                 Func::Now => Type::Timestamp,
+                Func::Cat(c) => c.ty(),
                 _ => Type::Text,
             },
         }
@@ -312,12 +475,24 @@ impl Expr {
                     a.infer_params(cols, out);
                 }
             }
+            Expr::InSub(a, _, _) | Expr::Reg(a, _) => a.infer_params(cols, out),
+            Expr::Regex(a, b, ..) | Expr::AnyArray(_, a, b) | Expr::Subscript(a, b) => {
+                a.infer_params(cols, out);
+                b.infer_params(cols, out);
+            }
+            Expr::Array(items) => {
+                for a in items {
+                    a.infer_params(cols, out);
+                }
+            }
             Expr::Const(_)
             | Expr::Unknown(_)
             | Expr::Param(_)
             | Expr::Column(_)
             | Expr::SegmentId
-            | Expr::Agg(_) => {}
+            | Expr::Agg(_)
+            | Expr::Outer(..)
+            | Expr::Sub(..) => {}
         }
     }
 }
@@ -349,6 +524,7 @@ fn eval_func(f: Func, vals: Vec<Value>, ctx: &Ctx<'_>) -> SqlResult<Value> {
         }
         Func::CurrentUser => Value::Text(ctx.session.map_or(String::new(), |s| s.user.clone())),
         Func::CurrentSchema => Value::Text("public".into()),
+        Func::Cat(c) => crate::catalog::eval_func(c, &vals, ctx)?,
     })
 }
 

@@ -5,9 +5,11 @@
 //! as [`Expr::Agg`].
 
 use crate::error::{SqlError, SqlResult};
+use crate::names::{Frame, Rel, Resolved};
 use crate::value;
 use segexpand_engine::{Type, Value};
 use sqlparser::ast::{self as ast, BinaryOperator, UnaryOperator};
+use std::sync::Arc;
 
 pub use crate::eval::{Ctx, SessionInfo};
 
@@ -52,6 +54,61 @@ pub enum Expr {
     Case(Vec<(Expr, Expr)>, Option<Box<Expr>>),
     /// A scalar function.
     Func(Func, Vec<Expr>),
+    /// A column of an enclosing query's row (a correlated subquery): levels up (0: the
+    /// query just outside), position, type.
+    Outer(usize, usize, Type),
+    /// A subquery: a scalar, `[NOT] EXISTS`, or `ARRAY(…)`.
+    Sub(SubKind, SubRef),
+    /// `x [NOT] IN (SELECT …)`.
+    InSub(Box<Expr>, SubRef, bool),
+    /// Regular-expression match `~` (flags: negated, case-insensitive).
+    Regex(Box<Expr>, Box<Expr>, bool, bool),
+    /// `x op ANY (array)`.
+    AnyArray(CmpOp, Box<Expr>, Box<Expr>),
+    /// A cast to a catalog type (`::regclass`, `::regtype`, `::regnamespace`).
+    Reg(Box<Expr>, RegKind),
+    /// `array[i]` (1-based).
+    Subscript(Box<Expr>, Box<Expr>),
+    /// `ARRAY[a, b, …]`.
+    Array(Vec<Expr>),
+}
+
+/// What a subquery computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubKind {
+    /// Its single value (NULL without rows; more than one row is an error).
+    Scalar,
+    /// `EXISTS` (the flag: `NOT EXISTS`).
+    Exists(bool),
+    /// `ARRAY(SELECT …)`: its first column as an array.
+    Array,
+}
+
+/// Catalog types a value can be cast to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegKind {
+    /// `regclass`: a relation's name for its oid (and back).
+    Class,
+    /// `regtype`: a type's name for its oid.
+    Type,
+    /// `regnamespace`: a schema's name for its oid.
+    Namespace,
+}
+
+/// A compiled subquery, shared by the expressions that run it (compared by identity).
+#[derive(Clone)]
+pub struct SubRef(pub Arc<crate::select::SubQuery>);
+
+impl PartialEq for SubRef {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl std::fmt::Debug for SubRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SubRef(…)")
+    }
 }
 
 /// Comparison operators.
@@ -94,6 +151,8 @@ pub enum Func {
     CurrentUser,
     /// `current_schema()`
     CurrentSchema,
+    /// A catalog or array function (`format_type`, `pg_get_userbyid`, `array_to_string`, …).
+    Cat(crate::catalog::CatFunc),
 }
 
 /// Aggregate functions.
@@ -109,6 +168,8 @@ pub enum AggFunc {
     Min,
     /// `max(x)`
     Max,
+    /// `string_agg(x, separator)`
+    StringAgg,
 }
 
 /// One aggregate call of a SELECT.
@@ -120,6 +181,8 @@ pub struct AggCall {
     pub arg: Option<Expr>,
     /// DISTINCT.
     pub distinct: bool,
+    /// `string_agg`'s separator.
+    pub sep: String,
 }
 
 /// What names resolve to while compiling.
@@ -183,7 +246,11 @@ pub fn object_name(n: &ast::ObjectName) -> String {
 
 /// The engine type of a SQL type name.
 pub fn sql_type(dt: &ast::DataType) -> SqlResult<Type> {
-    let s = dt.to_string().to_lowercase();
+    let full = dt.to_string().to_lowercase();
+    let s = full
+        .strip_prefix("pg_catalog.")
+        .unwrap_or(&full)
+        .to_string();
     let len = || -> Option<u32> {
         let open = s.find('(')?;
         let close = s.find(')')?;
@@ -223,6 +290,14 @@ pub struct Compiler<'s> {
     /// Highest parameter number seen (1-based).
     pub params: usize,
     depth: usize,
+    /// This level's relations (empty: `scope` is one table's, resolved by `Scope`).
+    pub(crate) rels: &'s [Rel],
+    /// The enclosing queries' names, innermost first (correlated subqueries).
+    pub(crate) outer: Vec<Frame<'s>>,
+    /// The session: subqueries and catalog names need it (None: no subqueries here).
+    pub(crate) session: Option<&'s crate::Session>,
+    /// The outermost enclosing level referenced, if any (the query is correlated).
+    pub(crate) outer_used: Option<usize>,
 }
 
 /// Deepest expression tree compiled (PostgreSQL stops at its stack depth limit too).
@@ -240,6 +315,60 @@ impl<'s> Compiler<'s> {
             aggs: None,
             params: 0,
             depth: 0,
+            rels: &[],
+            outer: Vec::new(),
+            session: None,
+            outer_used: None,
+        }
+    }
+
+    /// A compiler for one level of a query: its relations, the enclosing levels'
+    /// names (innermost first) and the session (subqueries are allowed).
+    pub(crate) fn for_query(
+        scope: &'s Scope,
+        rels: &'s [Rel],
+        outer: Vec<Frame<'s>>,
+        session: &'s crate::Session,
+    ) -> Self {
+        Compiler {
+            rels,
+            outer,
+            session: Some(session),
+            ..Compiler::new(scope)
+        }
+    }
+
+    /// Resolves a column name: this level first, then the enclosing ones.
+    fn column(&mut self, parts: &[ast::Ident]) -> SqlResult<Expr> {
+        if self.rels.is_empty() && self.outer.is_empty() {
+            return self.scope.column(parts);
+        }
+        let names: Vec<String> = parts.iter().map(ident).collect();
+        let here = Frame {
+            scope: self.scope,
+            rels: self.rels,
+        };
+        match here.resolve(&names)? {
+            Some(Resolved::Column(i)) => return Ok(Expr::Column(i)),
+            Some(Resolved::SegmentId) => return Ok(Expr::SegmentId),
+            None => {}
+        }
+        for (level, f) in self.outer.iter().enumerate() {
+            if let Some(Resolved::Column(i)) = f.resolve(&names)? {
+                self.outer_used = Some(self.outer_used.map_or(level, |u| u.max(level)));
+                return Ok(Expr::Outer(level, i, f.ty(i)));
+            }
+        }
+        match names.as_slice() {
+            [.., q, _]
+                if !here.has_qualifier(q) && !self.outer.iter().any(|f| f.has_qualifier(q)) =>
+            {
+                Err(SqlError::new(
+                    "42P01",
+                    format!("missing FROM-clause entry for table \"{q}\""),
+                ))
+            }
+            _ => Err(SqlError::undefined_column(&names.join("."))),
         }
     }
 
@@ -262,8 +391,8 @@ impl<'s> Compiler<'s> {
     fn compile_inner(&mut self, e: &ast::Expr) -> SqlResult<Expr> {
         use ast::Expr as E;
         Ok(match e {
-            E::Identifier(i) => self.scope.column(std::slice::from_ref(i))?,
-            E::CompoundIdentifier(parts) => self.scope.column(parts)?,
+            E::Identifier(i) => self.column(std::slice::from_ref(i))?,
+            E::CompoundIdentifier(parts) => self.column(parts)?,
             E::Value(v) => self.literal(&v.value)?,
             E::Nested(inner) => self.compile(inner)?,
             E::BinaryOp { left, op, right } => {
@@ -284,7 +413,7 @@ impl<'s> Compiler<'s> {
                     BinaryOperator::And => Expr::And(l, r),
                     BinaryOperator::Or => Expr::Or(l, r),
                     BinaryOperator::StringConcat => Expr::Concat(l, r),
-                    other => return Err(SqlError::unsupported(format!("operator {other}"))),
+                    other => self.binary_more(other, l, r)?,
                 }
             }
             E::UnaryOp { op, expr } => {
@@ -351,7 +480,7 @@ impl<'s> Compiler<'s> {
             ),
             E::Cast {
                 expr, data_type, ..
-            } => Expr::Cast(Box::new(self.compile(expr)?), sql_type(data_type)?),
+            } => self.cast(expr, data_type)?,
             E::Case {
                 operand,
                 conditions,
@@ -383,11 +512,7 @@ impl<'s> Compiler<'s> {
                 };
                 Expr::Const(value::from_text(ty, &s)?)
             }
-            other => {
-                return Err(SqlError::unsupported(format!(
-                    "expression not supported: {other}"
-                )))
-            }
+            other => self.compile_more(other)?,
         })
     }
 
@@ -421,95 +546,5 @@ impl<'s> Compiler<'s> {
             }
             other => return Err(SqlError::unsupported(format!("literal {other}"))),
         })
-    }
-
-    fn function(&mut self, f: &ast::Function) -> SqlResult<Expr> {
-        let name = object_name(&f.name);
-        let (args, star, distinct) = match &f.args {
-            ast::FunctionArguments::None => (Vec::new(), false, false),
-            ast::FunctionArguments::List(l) => {
-                let distinct = matches!(
-                    l.duplicate_treatment,
-                    Some(ast::DuplicateTreatment::Distinct)
-                );
-                let mut args = Vec::new();
-                let mut star = false;
-                for a in &l.args {
-                    match a {
-                        ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => args.push(e),
-                        ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Wildcard) => star = true,
-                        other => return Err(SqlError::unsupported(format!("argument {other}"))),
-                    }
-                }
-                (args, star, distinct)
-            }
-            ast::FunctionArguments::Subquery(_) => {
-                return Err(SqlError::unsupported("subquery arguments"))
-            }
-        };
-        if f.over.is_some() {
-            return Err(SqlError::unsupported("window functions"));
-        }
-        let agg = match name.as_str() {
-            "count" => Some(AggFunc::Count),
-            "sum" => Some(AggFunc::Sum),
-            "avg" => Some(AggFunc::Avg),
-            "min" => Some(AggFunc::Min),
-            "max" => Some(AggFunc::Max),
-            _ => None,
-        };
-        if let Some(func) = agg {
-            let arg = match (star, args.as_slice()) {
-                (true, []) if func == AggFunc::Count => None,
-                (false, [a]) => {
-                    // An aggregate's argument is evaluated per row: no nested aggregates.
-                    let saved = self.aggs.take();
-                    let r = self.compile(a);
-                    self.aggs = saved;
-                    Some(r?)
-                }
-                _ => {
-                    return Err(SqlError::new(
-                        "42883",
-                        format!("function {name} with these arguments does not exist"),
-                    ))
-                }
-            };
-            let Some(aggs) = self.aggs.as_mut() else {
-                return Err(SqlError::new(
-                    "42803",
-                    format!("aggregate functions are not allowed here ({name})"),
-                ));
-            };
-            aggs.push(AggCall {
-                func,
-                arg,
-                distinct,
-            });
-            return Ok(Expr::Agg(aggs.len() - 1));
-        }
-        let func = match name.as_str() {
-            "abs" => Func::Abs,
-            "lower" => Func::Lower,
-            "upper" => Func::Upper,
-            "length" | "char_length" => Func::Length,
-            "coalesce" => Func::Coalesce,
-            "version" => Func::Version,
-            "now" | "current_timestamp" | "localtimestamp" => Func::Now,
-            "current_database" => Func::CurrentDatabase,
-            "current_user" | "session_user" | "user" => Func::CurrentUser,
-            "current_schema" => Func::CurrentSchema,
-            _ => {
-                return Err(SqlError::new(
-                    "42883",
-                    format!("function {name}() does not exist"),
-                ))
-            }
-        };
-        let args = args
-            .into_iter()
-            .map(|a| self.compile(a))
-            .collect::<SqlResult<Vec<_>>>()?;
-        Ok(Expr::Func(func, args))
     }
 }

@@ -12,12 +12,16 @@ pub mod eval;
 pub mod expr;
 pub mod value;
 
+mod array;
 mod catalog;
+mod compile;
 mod copy;
 mod ddl;
 mod dml;
+mod names;
 mod select;
 mod split;
+mod walk;
 
 pub use error::{SqlError, SqlResult};
 pub use expr::SessionInfo;
@@ -119,9 +123,6 @@ pub struct Session {
     implicit: bool,
     /// Set when the server shuts down: nothing commits any more.
     terminating: Option<Arc<AtomicBool>>,
-    /// Set by a cancel request: the running statement stops with 57014
-    /// ([`Session::cancel_flag`]).
-    cancel: Arc<AtomicBool>,
     /// This session's process id, as the server numbers connections.
     pid: i32,
     /// Cancels the statement running in the session with this pid (`pg_cancel_backend`).
@@ -168,10 +169,10 @@ impl Session {
                 user: user.to_string(),
                 database: database.to_string(),
                 now: 0,
+                cancel: Arc::new(AtomicBool::new(false)),
             },
             implicit: false,
             terminating: None,
-            cancel: Arc::new(AtomicBool::new(false)),
             pid: 0,
             canceller: None,
         }
@@ -184,7 +185,7 @@ impl Session {
     /// instead of committing) — and a block fails as after any error. Cleared when the
     /// next query starts.
     pub fn cancel_flag(&self) -> Arc<AtomicBool> {
-        self.cancel.clone()
+        self.info.cancel.clone()
     }
 
     /// Gives the session its process id (`pg_backend_pid()`) and the means to cancel
@@ -196,16 +197,13 @@ impl Session {
 
     /// 57014 if a cancel request came for the running statement.
     pub(crate) fn check_cancel(&self) -> SqlResult<()> {
-        if self.cancel.load(Ordering::Acquire) {
-            return Err(SqlError::canceled());
-        }
-        Ok(())
+        self.info.check_cancel()
     }
 
     /// A new transaction whose lock waits the cancel flag can break.
     fn begin(&self) -> SqlResult<Txn> {
         let mut tx = self.node.begin()?;
-        tx.set_cancel_flag(self.cancel.clone());
+        tx.set_cancel_flag(self.info.cancel.clone());
         Ok(tx)
     }
 
@@ -252,7 +250,7 @@ impl Session {
     /// first error (whose statement's effects are rolled back; in a block, the block
     /// fails). Returns one result per statement run.
     pub fn execute(&mut self, sql: &str) -> Vec<SqlResult<Output>> {
-        self.cancel.store(false, Ordering::Release);
+        self.info.cancel.store(false, Ordering::Release);
         let out = self.execute_string(sql);
         self.after_error(out.iter().any(Result::is_err));
         out
@@ -396,7 +394,7 @@ impl Session {
         p: &Prepared,
         params: &[segexpand_engine::Value],
     ) -> SqlResult<Output> {
-        self.cancel.store(false, Ordering::Release);
+        self.info.cancel.store(false, Ordering::Release);
         let r = match (&p.piece, &p.stmt) {
             (None, _) => Ok(Output::Empty),
             (Some(split::Piece::Sql { distribution, .. }), Some(stmt)) => {
