@@ -26,7 +26,7 @@ pub struct ServeArgs {
     /// Most client connections at once; more are refused (SQLSTATE 53300).
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=10000))]
     pub max_connections: u64,
-    /// A password every client must give (cleartext); default: trust.
+    /// A password every client must prove it knows (SCRAM-SHA-256); default: trust.
     #[arg(long)]
     pub password: Option<String>,
 }

@@ -1,8 +1,8 @@
 //! segexpand's PostgreSQL wire-protocol server: `pgwire` on tokio, one
 //! [`segexpand_sql::Session`] per connection. The only crate that knows the protocol.
 //!
-//! - Startup: SSL requests are answered "no"; trust authentication, or a cleartext
-//!   password when one is configured; the startup parameters psql 15 and pgbench 15
+//! - Startup: SSL requests are answered "no"; trust authentication, or SCRAM-SHA-256
+//!   (the password never crosses the wire) when one is configured; the startup parameters psql 15 and pgbench 15
 //!   expect (`server_version` 15.0). Connections past the limit get SQLSTATE 53300.
 //! - Simple query: every statement of the string in turn, stopping at the first error;
 //!   notices first; the transaction status in each ReadyForQuery.
@@ -15,7 +15,6 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::{stream, Sink, SinkExt};
 use parking_lot::Mutex;
-use pgwire::api::auth::cleartext::CleartextPasswordAuth;
 use pgwire::api::auth::mechanism::AuthMechanismFactory;
 use pgwire::api::auth::{AuthDriver, StartupHandler};
 use pgwire::api::cancel::CancelHandler;
@@ -57,7 +56,7 @@ pub struct ServerOptions {
     pub port: u16,
     /// Most client connections at once; more are refused with 53300.
     pub max_connections: usize,
-    /// A password every client must give (cleartext); `None`: trust.
+    /// A password every client must prove it knows (SCRAM-SHA-256); `None`: trust.
     pub password: Option<String>,
 }
 
@@ -77,7 +76,6 @@ struct Shared {
     conns: Arc<ConnectionManager>,
     active: AtomicUsize,
     max: usize,
-    password: Option<String>,
     /// Set at shutdown: sessions commit nothing more (57P01).
     terminating: Arc<std::sync::atomic::AtomicBool>,
     /// Each authenticated connection's pid → its secret key and its session's cancel
@@ -489,7 +487,6 @@ pub async fn serve(
         conns: conns.clone(),
         active: AtomicUsize::new(0),
         max: opts.max_connections,
-        password: opts.password.clone(),
         terminating: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         backends: Mutex::new(std::collections::HashMap::new()),
     });
@@ -498,6 +495,15 @@ pub async fn serve(
     // connection gave them all the same one, and a cancel by pid reached the wrong one).
     let pids: Arc<dyn pgwire::api::PidSecretKeyGenerator> =
         Arc::new(pgwire::api::RandomPidSecretKeyGenerator::default());
+    // SCRAM-SHA-256 when a password is set: its salted form is computed once.
+    let scram: Option<Arc<dyn AuthMechanismFactory>> = opts.password.as_deref().map(|p| {
+        let source: Arc<dyn pgwire::api::auth::AuthSource> =
+            Arc::new(startup::ScramPassword::new(p));
+        let scram = Arc::new(pgwire::api::auth::sasl::scram::ScramAuth::new(source))
+            as Arc<dyn pgwire::api::auth::sasl::SaslMechanismFactory>;
+        Arc::new(pgwire::api::auth::sasl::SaslMechanisms::new(vec![scram]))
+            as Arc<dyn AuthMechanismFactory>
+    });
     let mut tasks = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
     loop {
@@ -521,10 +527,7 @@ pub async fn serve(
                     driver: AuthDriver::new(startup::Params)
                         .with_connection_manager(shared.conns.clone())
                         .with_pid_secret_key_generator(pids.clone()),
-                    auth: shared.password.clone().map(|p| {
-                        Arc::new(CleartextPasswordAuth::new(Arc::new(startup::StaticPassword(p))))
-                            as Arc<dyn AuthMechanismFactory>
-                    }),
+                    auth: scram.clone(),
                 });
                 let handlers = Handlers { conn, cancel: cancel.clone() };
                 tasks.spawn(async move {

@@ -1,5 +1,5 @@
 //! Connection startup: the parameters psql 15 and pgbench 15 expect, the connection
-//! limit (53300), the session's creation, and trust or cleartext-password auth.
+//! limit (53300), the session's creation, and trust or SCRAM-SHA-256 password auth.
 
 use crate::Conn;
 use async_trait::async_trait;
@@ -43,13 +43,47 @@ impl ServerParameterProvider for Params {
 }
 
 #[derive(Debug)]
-pub(crate) struct StaticPassword(pub(crate) String);
+/// The configured password, kept only as SCRAM-SHA-256's salted form: a random salt
+/// per server start and `Hi(password, salt, 4096)`. Clients prove they know the
+/// password without sending it.
+pub(crate) struct ScramPassword {
+    salt: Vec<u8>,
+    salted: Vec<u8>,
+}
+
+impl ScramPassword {
+    pub(crate) fn new(password: &str) -> ScramPassword {
+        let salt = random_salt();
+        let salted = pgwire::api::auth::sasl::scram::gen_salted_password(
+            password,
+            &salt,
+            pgwire::api::auth::sasl::scram::SCRAM_ITERATIONS,
+        );
+        ScramPassword { salt, salted }
+    }
+}
 
 #[async_trait]
-impl AuthSource for StaticPassword {
+impl AuthSource for ScramPassword {
     async fn get_password(&self, _l: &LoginInfo) -> PgWireResult<Password> {
-        Ok(Password::new(None, self.0.as_bytes().to_vec()))
+        Ok(Password::new(Some(self.salt.clone()), self.salted.clone()))
     }
+}
+
+/// 16 bytes from the system's random source (the clock's nanoseconds mixed with the
+/// process id if it cannot be read: a salt need not be secret, only unlikely to repeat).
+fn random_salt() -> Vec<u8> {
+    use std::io::Read;
+    let mut salt = vec![0u8; 16];
+    let read = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut salt));
+    if read.is_err() {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let mixed = t ^ (u128::from(std::process::id()) << 64);
+        salt = mixed.to_le_bytes().to_vec();
+    }
+    salt
 }
 
 #[async_trait]

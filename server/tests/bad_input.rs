@@ -25,6 +25,11 @@ struct InProcess {
 
 impl InProcess {
     fn start(node: Arc<Node>, max_connections: usize) -> InProcess {
+        Self::start_with(node, max_connections, None)
+    }
+
+    fn start_with(node: Arc<Node>, max_connections: usize, password: Option<&str>) -> InProcess {
+        let password = password.map(str::to_string);
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
@@ -37,6 +42,7 @@ impl InProcess {
                 addr_tx.send(listener.local_addr().unwrap()).unwrap();
                 let opts = ServerOptions {
                     max_connections,
+                    password,
                     ..ServerOptions::default()
                 };
                 serve(node, &opts, listener, async {
@@ -381,4 +387,52 @@ fn a_poisoned_node_refuses_writes_with_a_clear_error_and_the_server_keeps_servin
     let r = c.query("update t set v = 5 where id = 1");
     assert_eq!(r.errors, ["58030"], "{r:?}");
     c.terminate();
+}
+
+#[test]
+fn a_password_is_checked_with_scram_sha_256() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::create_dir(dir.path(), 1, NodeOptions::default()).unwrap();
+    let srv = InProcess::start_with(node, 10, Some("s3cret"));
+    // The server asks for SASL with SCRAM-SHA-256 (AuthenticationSASL, code 10), never
+    // for a cleartext password (code 3).
+    let mut sock = TcpStream::connect(srv.addr).unwrap();
+    let mut body = 196_608i32.to_be_bytes().to_vec();
+    body.extend_from_slice(b"user\0tester\0\0");
+    let mut msg = ((body.len() + 4) as i32).to_be_bytes().to_vec();
+    msg.extend_from_slice(&body);
+    sock.write_all(&msg).unwrap();
+    let mut c = Client { sock };
+    let (t, body) = c.read_msg().unwrap();
+    assert_eq!(t, b'R');
+    assert_eq!(i32::from_be_bytes(body[..4].try_into().unwrap()), 10);
+    assert!(String::from_utf8_lossy(&body[4..]).contains("SCRAM-SHA-256"));
+    c.vanish();
+    // The real psql: the right password works, a wrong one is refused with 28P01.
+    let psql = |password: &str| {
+        std::process::Command::new("psql")
+            .args(["-X", "-At", "-v", "VERBOSITY=verbose", "-c", "select 1"])
+            .env("PGHOST", "127.0.0.1")
+            .env("PGPORT", srv.addr.port().to_string())
+            .env("PGUSER", "tester")
+            .env("PGDATABASE", "segexpand")
+            .env("PGPASSWORD", password)
+            .output()
+            .expect("psql is installed (.ci/run installs postgresql-client)")
+    };
+    let ok = psql("s3cret");
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&ok.stdout).trim(), "1");
+    let bad = psql("wrong");
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.to_lowercase()
+            .contains("password authentication failed"),
+        "{err}"
+    );
 }
