@@ -231,7 +231,19 @@ pub(crate) fn set(s: &mut Session, set: &ast::Set) -> SqlResult<Output> {
             if name == ROWS_PER_S_SETTING {
                 rows_per_s(&value)?;
             }
+            if name == "default_transaction_isolation" || name == "transaction_isolation" {
+                let v = value.to_lowercase();
+                if !matches!(
+                    v.as_str(),
+                    "read committed" | "read uncommitted" | "default"
+                ) {
+                    return Err(crate::unsupported_modes());
+                }
+            }
             s.settings.insert(name, value);
+        }
+        ast::Set::SetTransaction { modes, .. } if !crate::modes_supported(modes) => {
+            return Err(crate::unsupported_modes());
         }
         ast::Set::SetTimeZone { value, .. } => {
             s.settings.insert("timezone".into(), value.to_string());

@@ -497,6 +497,9 @@ impl Session {
         params: &[segexpand_engine::Value],
     ) -> SqlResult<Output> {
         match stmt {
+            Statement::StartTransaction { ref modes, .. } if !modes_supported(modes) => {
+                Err(unsupported_modes())
+            }
             Statement::StartTransaction { .. } => {
                 if self.status == TxnStatus::InBlock {
                     self.notices
@@ -666,4 +669,26 @@ fn one_value(name: &str, ty: Type, v: String) -> Output {
         }],
         rows: vec![vec![Some(v)]],
     }
+}
+
+/// Whether transaction modes ask only for what the engine gives: read committed (READ
+/// UNCOMMITTED runs as read committed, as in PostgreSQL) and READ WRITE.
+pub(crate) fn modes_supported(modes: &[sqlparser::ast::TransactionMode]) -> bool {
+    use sqlparser::ast::{
+        TransactionAccessMode as A, TransactionIsolationLevel as L, TransactionMode as M,
+    };
+    modes.iter().all(|m| {
+        matches!(
+            m,
+            M::IsolationLevel(L::ReadCommitted | L::ReadUncommitted) | M::AccessMode(A::ReadWrite)
+        )
+    })
+}
+
+/// 0A000 for a transaction mode the engine does not give.
+pub(crate) fn unsupported_modes() -> SqlError {
+    SqlError::unsupported(
+        "only READ COMMITTED (and READ WRITE) transactions are supported: REPEATABLE READ, \
+         SERIALIZABLE and READ ONLY would be accepted without the guarantees they name",
+    )
 }

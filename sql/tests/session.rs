@@ -406,3 +406,28 @@ fn a_table_whose_key_is_changing_is_not_read_by_key() {
         vec![vec![cell("5")]]
     );
 }
+
+#[test]
+fn isolation_levels_the_engine_does_not_give_are_refused() {
+    let (_d, node) = node(2);
+    let mut s = Session::new(node, "u", "d");
+    for sql in [
+        "BEGIN ISOLATION LEVEL SERIALIZABLE",
+        "START TRANSACTION ISOLATION LEVEL REPEATABLE READ",
+        "BEGIN READ ONLY",
+        "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE",
+        "SET default_transaction_isolation = 'serializable'",
+    ] {
+        assert_eq!(err(&mut s, sql), "0A000", "{sql}");
+        assert_eq!(s.status(), TxnStatus::Idle, "{sql}");
+    }
+    for sql in [
+        "BEGIN ISOLATION LEVEL READ COMMITTED",
+        "COMMIT",
+        "START TRANSACTION ISOLATION LEVEL READ UNCOMMITTED, READ WRITE",
+        "ROLLBACK",
+        "SET default_transaction_isolation = 'read committed'",
+    ] {
+        ok(&mut s, sql);
+    }
+}
