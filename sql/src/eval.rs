@@ -5,7 +5,7 @@
 use crate::array;
 use crate::error::{SqlError, SqlResult};
 use crate::expr::{CmpOp, Expr, Func, SubKind};
-use crate::value::{self, arith, cast, compare};
+use crate::value::{self, arith, compare};
 use segexpand_engine::{Type, Value};
 use std::cmp::Ordering;
 
@@ -217,7 +217,7 @@ impl Expr {
                     .collect::<SqlResult<Vec<_>>>()?;
                 in_values(x, items.into_iter(), *negated)?
             }
-            Expr::Cast(a, ty) => cast(a.eval(ctx)?, *ty)?,
+            Expr::Cast(a, ty) => crate::value::explicit_cast(a.eval(ctx)?, *ty)?,
             Expr::Concat(a, b) => match (a.eval(ctx)?, b.eval(ctx)?) {
                 (Value::Null, _) | (_, Value::Null) => Value::Null,
                 (x, y) => Value::Text(format!(

@@ -542,6 +542,23 @@ pub fn sort_cmp(a: &Value, b: &Value) -> Ordering {
     }
 }
 
+/// An explicit cast (`CAST(x AS t)`, `x::t`): as [`cast`], and a string cast to
+/// varchar(n) or char(n) is cut to n characters, as PostgreSQL does (an assignment of a
+/// longer string is an error instead: 22001).
+pub fn explicit_cast(v: Value, ty: Type) -> Result<Value, SqlError> {
+    let out = cast(v, ty)?;
+    match (out, ty) {
+        (Value::Text(s), Type::Varchar(n) | Type::Char(n)) => {
+            let n = usize::try_from(n).unwrap_or(usize::MAX);
+            Ok(Value::Text(match s.char_indices().nth(n) {
+                Some((at, _)) => s.get(..at).unwrap_or(&s).to_string(),
+                None => s,
+            }))
+        }
+        (out, _) => Ok(out),
+    }
+}
+
 /// Converts `v` to type `ty` (CAST, `::`, and assigning an untyped literal).
 pub fn cast(v: Value, ty: Type) -> Result<Value, SqlError> {
     if matches!(v, Value::Null) {
@@ -552,6 +569,10 @@ pub fn cast(v: Value, ty: Type) -> Result<Value, SqlError> {
         (_, Type::Text | Type::Varchar(_) | Type::Char(_)) => {
             Ok(Value::Text(to_text(&v).unwrap_or_default()))
         }
+        (
+            Value::Int2(_) | Value::Int4(_) | Value::Int8(_),
+            Type::Int2 | Type::Int4 | Type::Int8,
+        ) => int_value(v.as_int().unwrap_or_default(), ty),
         (Value::Float8(f), Type::Int2 | Type::Int4 | Type::Int8) => {
             let r = f.round_ties_even();
             if !r.is_finite() || r < i64::MIN as f64 || r > i64::MAX as f64 {

@@ -431,3 +431,25 @@ fn isolation_levels_the_engine_does_not_give_are_refused() {
         ok(&mut s, sql);
     }
 }
+
+#[test]
+fn casts_and_limits_give_postgresqls_results_and_sqlstates() {
+    let (_d, node) = node(2);
+    let mut s = Session::new(node, "u", "d");
+    assert_eq!(err(&mut s, "select 70000::smallint"), "22003");
+    assert_eq!(
+        rows(&mut s, "select 7::smallint, 70000::int8"),
+        vec![vec![cell("7"), cell("70000")]]
+    );
+    assert_eq!(err(&mut s, "select 1 limit 'a'"), "22P02");
+    assert_eq!(err(&mut s, "select 1 limit -1"), "2201W");
+    // An explicit cast cuts a string to the length; an assignment refuses it.
+    assert_eq!(
+        rows(&mut s, "select 'abcdef'::varchar(3)"),
+        vec![vec![cell("abc")]]
+    );
+    ok(&mut s, "create table v (s varchar(3)) distributed randomly");
+    assert_eq!(err(&mut s, "insert into v values ('abcdef')"), "22001");
+    ok(&mut s, "insert into v values ('abcdef'::varchar(3))");
+    assert_eq!(rows(&mut s, "select s from v"), vec![vec![cell("abc")]]);
+}

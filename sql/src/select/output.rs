@@ -213,7 +213,7 @@ pub(crate) fn compare_keys(a: &[Value], b: &[Value], desc: &[bool]) -> Ordering 
 pub(crate) fn count(e: Option<&Expr>, base: &Ctx<'_>) -> SqlResult<Option<usize>> {
     match e {
         None => Ok(None),
-        Some(x) => match x.eval(base)? {
+        Some(x) => match crate::value::cast(x.eval(base)?, segexpand_engine::Type::Int8)? {
             Value::Null => Ok(None),
             v => match v.as_int() {
                 Some(n) if n >= 0 => Ok(Some(usize::try_from(n).unwrap_or(usize::MAX))),
