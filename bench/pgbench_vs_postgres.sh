@@ -3,9 +3,8 @@
 #
 # pgbench against `segexpand serve` and against a throwaway PostgreSQL 15 cluster on the
 # same machine, back to back: the same scale, clients, duration and protocol mode.
-# Prints one table: the load time of `pgbench -i -s SCALE` (segexpand: `-I dtgv`, the
-# steps it accepts today — drop, create, client-side generate with COPY, vacuum — as it
-# finds rows by its key index; PostgreSQL: `-I dtgvp`, with the primary keys it needs),
+# Prints one table: the load time of `pgbench -i -s SCALE` with its default steps
+# (dtgvp: drop, create, client-side generate with COPY, vacuum, primary keys) on both,
 # then tps of `-S` and of the default tpcb-like script in each of -M simple, extended and
 # prepared (with -n: the runs do not vacuum or truncate between them).
 #
@@ -54,14 +53,11 @@ printf '%-28s %14s %14s %8s\n' measure segexpand postgres15 ratio
 for sys in sx pg; do
     port=$([[ $sys == sx ]] && echo "$SX_PORT" || echo "$PG_PORT")
     t0=$(date +%s.%N)
-    # PostgreSQL also gets pgbench's primary keys (step p): segexpand finds rows by its
-    # per-segment key index on the distribution key, PostgreSQL needs the btree.
-    steps=$([[ $sys == sx ]] && echo dtgv || echo dtgvp)
-    run $sys "$port" -i -I $steps -s "$SCALE" -q > "$WORK/init-$sys.log"
+    run $sys "$port" -i -s "$SCALE" -q > "$WORK/init-$sys.log"
     t1=$(date +%s.%N)
     eval "init_$sys=$(echo "$t1 - $t0" | bc)"
 done
-printf '%-28s %13.2fs %13.2fs %8.2f\n' "init -s $SCALE (dtgv / dtgvp)" "$init_sx" "$init_pg" "$(echo "$init_sx / $init_pg" | bc -l)"
+printf '%-28s %13.2fs %13.2fs %8.2f\n' "init -s $SCALE (dtgvp)" "$init_sx" "$init_pg" "$(echo "$init_sx / $init_pg" | bc -l)"
 for script in "-S" ""; do
     for mode in simple extended prepared; do
         name="${script:-tpcb-like} -M $mode"

@@ -44,6 +44,13 @@ impl Part {
         }
     }
 
+    raw! {
+        /// Entries in each key index (for tests of index upkeep).
+        pub fn index_entries(&self) -> Vec<usize> {
+            self.indexes.read().iter().map(|ix| ix.map.len()).collect()
+        }
+    }
+
     /// Adds a version of `row` at `tid` to every index.
     pub(crate) fn index_row(&self, def: &TableDef, row: &[crate::catalog::types::Value], tid: Tid) {
         for ix in self.indexes.read().iter() {

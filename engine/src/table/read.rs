@@ -96,11 +96,28 @@ impl Txn {
                 return self.find_by_scan(st, &part, segment, &want, &mut out);
             }
             let mut r = Ok(());
+            let mut dead = Vec::new();
             index.for_each(hash, |tid| {
                 if r.is_ok() {
-                    r = self.found_at(st, clog, &part, segment, tid, &want, &mut out);
+                    match self.found_at(st, clog, &part, segment, tid, &want, &mut out) {
+                        Ok(true) => dead.push(tid),
+                        Ok(false) => {}
+                        Err(e) => r = Err(e),
+                    }
                 }
             });
+            // Versions every snapshot, running or future, sees as deleted: their index
+            // entries go now (PostgreSQL's killed index tuples), so a row updated
+            // thousands of times since the last vacuum is not found by walking
+            // thousands of dead versions. Vacuum removes the versions themselves.
+            if !dead.is_empty() {
+                let horizon = self.node.txns.horizon();
+                for tid in dead {
+                    if self.dead_to_all(&part, tid, horizon)? {
+                        index.remove(hash, tid);
+                    }
+                }
+            }
             r
         };
         if segments.is_empty() {
@@ -131,7 +148,8 @@ impl Txn {
     }
 
     /// Adds the version at `tid` to `out` if the statement sees it and its key columns
-    /// equal `want`.
+    /// equal `want`; says whether a committed transaction ended it (a candidate for
+    /// [`Txn::dead_to_all`]).
     #[expect(
         clippy::too_many_arguments,
         reason = "the lookup's context, passed down"
@@ -145,14 +163,32 @@ impl Txn {
         tid: Tid,
         want: &[(usize, Value)],
         out: &mut Vec<Found>,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let heap = part.heap();
         let cp = heap.page(tid.block)?;
         let p = cp.page.read();
         match heapwalk::tuple_at(heap, &p, tid.slot)? {
-            Some(t) => self.match_version(st, clog, heap, segment, &t, want, out),
-            None => Ok(()),
+            Some(t) => {
+                self.match_version(st, clog, heap, segment, &t, want, out)?;
+                Ok(ended_by_commit(&t.header, clog))
+            }
+            None => Ok(false),
         }
+    }
+
+    /// Whether the version at `tid` was deleted or replaced by a committed transaction
+    /// below `horizon` (the oldest xid any running snapshot may see as running): no
+    /// snapshot can see it, now or later — vacuum's rule (`Node::prune`).
+    fn dead_to_all(&self, part: &Part, tid: Tid, horizon: u64) -> Result<bool> {
+        let heap = part.heap();
+        let cp = heap.page(tid.block)?;
+        let p = cp.page.read();
+        Ok(match heapwalk::tuple_at(heap, &p, tid.slot)? {
+            Some(t) => {
+                t.header.xmax < horizon && ended_by_commit(&t.header, self.node.clog())
+            }
+            None => false,
+        })
     }
 
     /// Adds version `t` to `out` if the statement sees it and its key columns equal
@@ -268,4 +304,12 @@ impl Txn {
         })?;
         Ok(out)
     }
+}
+
+/// Whether a committed transaction deleted or replaced the version (a row lock only,
+/// `FLAG_LOCK_ONLY`, does not end it).
+fn ended_by_commit(h: &crate::storage::tuple::TupleHeader, clog: &crate::txn::clog::Clog) -> bool {
+    h.xmax != 0
+        && h.flags & crate::storage::tuple::FLAG_LOCK_ONLY == 0
+        && clog.get(h.xmax) == crate::txn::clog::XidStatus::Committed
 }
