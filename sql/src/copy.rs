@@ -183,9 +183,7 @@ impl Session {
         let n = rows.len();
         self.in_txn(move |tx, s| {
             let handle = s.node.table(&table)?;
-            for r in rows {
-                tx.insert(&handle, r)?;
-            }
+            tx.insert_many(&handle, rows)?;
             Ok(())
         })?;
         Ok(Output::Command(format!("COPY {n}")))

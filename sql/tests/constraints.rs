@@ -208,3 +208,37 @@ fn defaults_fill_the_columns_an_insert_or_copy_leaves_out() {
         "22P02"
     );
 }
+
+#[test]
+fn copy_loads_whole_pages_in_the_sessions_transaction() {
+    let (_d, _node, mut s) = session();
+    ok(
+        &mut s,
+        "CREATE TABLE c (id int, v text) DISTRIBUTED BY (id)",
+    );
+    let data: String = (0..3000).map(|i| format!("{i}\tv{i}\n")).collect();
+    // Rolled back with its block.
+    ok(&mut s, "BEGIN");
+    s.copy_in("c", &[0, 1], data.as_bytes()).unwrap();
+    assert_eq!(
+        rows(&mut s, "SELECT count(*) FROM c"),
+        vec![text(&["3000"])]
+    );
+    ok(&mut s, "ROLLBACK");
+    assert_eq!(rows(&mut s, "SELECT count(*) FROM c"), vec![text(&["0"])]);
+    // Committed with it, and found by key afterwards.
+    ok(&mut s, "BEGIN");
+    s.copy_in("c", &[0, 1], data.as_bytes()).unwrap();
+    ok(&mut s, "COMMIT");
+    assert_eq!(
+        rows(&mut s, "SELECT v FROM c WHERE id = 2999"),
+        vec![text(&["v2999"])]
+    );
+    // Into a table with a primary key, a duplicate fails the whole COPY.
+    ok(&mut s, "CREATE TABLE k (id int PRIMARY KEY, v text)");
+    let e = s.copy_in("k", &[0, 1], b"1\ta\n2\tb\n1\tc\n").unwrap_err();
+    assert_eq!(e.sqlstate, "23505");
+    assert_eq!(rows(&mut s, "SELECT count(*) FROM k"), vec![text(&["0"])]);
+    s.copy_in("k", &[0, 1], b"1\ta\n2\tb\n").unwrap();
+    assert_eq!(rows(&mut s, "SELECT count(*) FROM k"), vec![text(&["2"])]);
+}

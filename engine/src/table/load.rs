@@ -55,7 +55,7 @@ impl Node {
                 }
             }
         });
-        let r = self.bulk_load_inner(&rt, &def, xid, rows);
+        let r = self.bulk_load_inner(&rt, &def, xid, 0, rows);
         let r = match (r, failed) {
             (_, Some(e)) | (Err(e), None) => Err(e),
             (Ok(n), None) => Ok(n),
@@ -77,6 +77,7 @@ impl Node {
         rt: &TableRt,
         def: &TableDef,
         xid: u64,
+        cid: u32,
         rows: I,
     ) -> Result<u64>
     where
@@ -93,7 +94,7 @@ impl Node {
         let natts = def.columns.len() as u16;
         let header = TupleHeader {
             natts,
-            ..TupleHeader::new(xid, 0, bit)
+            ..TupleHeader::new(xid, cid, bit)
         };
         let mut builders: HashMap<u16, Builder> = HashMap::new();
         let mut payload_buf = Vec::new();
@@ -187,5 +188,33 @@ impl Node {
             flush(b)?;
         }
         Ok(n)
+    }
+}
+
+impl super::Txn {
+    /// INSERT of many rows as one statement of this transaction (COPY FROM): written
+    /// whole pages at a time as [`Node::bulk_load`] does — each filled page logged as one
+    /// image — but under this transaction, so they commit or roll back with it. A table
+    /// with unique constraints takes the rows one by one through the checked insert.
+    /// Returns the rows inserted.
+    pub fn insert_many(
+        &mut self,
+        table: impl super::TableRef,
+        rows: impl IntoIterator<Item = Row>,
+    ) -> Result<u64> {
+        self.statement(&table, true, |tx, st| {
+            if st.def.unique.is_empty() {
+                return tx
+                    .node
+                    .bulk_load_inner(st.rt, &st.def, tx.xid, tx.cid, rows);
+            }
+            let mut n = 0;
+            for row in rows {
+                let row = coerce_row(&st.def, row)?;
+                tx.write_version(st, &st.def, &row)?;
+                n += 1;
+            }
+            Ok(n)
+        })
     }
 }
