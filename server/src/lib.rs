@@ -8,7 +8,10 @@
 //!   notices first; the transaction status in each ReadyForQuery.
 //! - Extended query: Parse/Bind/Describe/Execute/Sync, named and unnamed statements and
 //!   portals, parameters sent without type OIDs typed from context (pgbench does that).
-//! - Statements run on tokio's blocking pool (the engine may wait for a row lock).
+//! - One thread per connection, with a single-threaded runtime, as PostgreSQL runs a
+//!   process per connection: a statement runs where its message arrived (no hand-off
+//!   between threads), and one that waits (a row lock, its commit's fsync) holds up
+//!   only its own client.
 //! - A client that goes away mid-transaction: its session is dropped, which rolls back.
 
 use async_trait::async_trait;
@@ -233,25 +236,24 @@ fn response(out: Output, fmt: Option<&Format>) -> PgWireResult<Response> {
 }
 
 impl Conn {
-    /// Runs `f` on the session on the blocking pool.
+    /// Runs `f` on the session, on this connection's own thread: each connection is
+    /// served by a thread of its own (with a single-threaded runtime), as PostgreSQL
+    /// serves each by a process, so a statement that waits — for a row lock, for its
+    /// commit's fsync — holds up only its own client, and a statement costs no hand-off
+    /// between threads.
     async fn with_session<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Session) -> T + Send + 'static,
     ) -> PgWireResult<T> {
-        let session = self.session.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut g = session.lock();
-            match g.as_mut() {
-                Some(s) => Ok(f(s)),
-                None => Err(PgWireError::UserError(Box::new(ErrorInfo::new(
-                    SEVERITY_FATAL.into(),
-                    "08P01".into(),
-                    "no session: the startup did not complete".into(),
-                )))),
-            }
-        })
-        .await
-        .map_err(|e| PgWireError::ApiError(Box::new(e)))?
+        let mut g = self.session.lock();
+        match g.as_mut() {
+            Some(s) => Ok(f(s)),
+            None => Err(PgWireError::UserError(Box::new(ErrorInfo::new(
+                SEVERITY_FATAL.into(),
+                "08P01".into(),
+                "no session: the startup did not complete".into(),
+            )))),
+        }
     }
 
     async fn send_notices<C>(&self, client: &mut C, notices: Vec<String>) -> PgWireResult<()>
@@ -504,7 +506,8 @@ pub async fn serve(
         Arc::new(pgwire::api::auth::sasl::SaslMechanisms::new(vec![scram]))
             as Arc<dyn AuthMechanismFactory>
     });
-    let mut tasks = tokio::task::JoinSet::new();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut threads: Vec<std::thread::JoinHandle<()>> = Vec::new();
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -530,20 +533,70 @@ pub async fn serve(
                     auth: scram.clone(),
                 });
                 let handlers = Handlers { conn, cancel: cancel.clone() };
-                tasks.spawn(async move {
-                    if let Err(e) = pgwire::tokio::process_socket(sock, None, handlers).await {
-                        log::debug!("connection ended: {e}");
+                let sock = match sock.into_std() {
+                    Ok(s) => s,
+                    Err(e) => {
+                        log::warn!("cannot hand the connection to its thread: {e}");
+                        continue;
                     }
-                });
+                };
+                let mut stop = stop_rx.clone();
+                let spawned = std::thread::Builder::new()
+                    .name("segexpand-conn".into())
+                    // Parsing and planning recurse with the statement's nesting (bounded
+                    // by segexpand_sql::expr::EXPR_DEPTH_MAX).
+                    .stack_size(8 << 20)
+                    .spawn(move || {
+                        let rt = match tokio::runtime::Builder::new_current_thread()
+                            .enable_all()
+                            .build()
+                        {
+                            Ok(rt) => rt,
+                            Err(e) => {
+                                log::warn!("cannot start a connection's runtime: {e}");
+                                return;
+                            }
+                        };
+                        rt.block_on(async move {
+                            let sock = match tokio::net::TcpStream::from_std(sock) {
+                                Ok(s) => s,
+                                Err(e) => {
+                                    log::warn!("connection lost at hand-off: {e}");
+                                    return;
+                                }
+                            };
+                            tokio::select! {
+                                r = pgwire::tokio::process_socket(sock, None, handlers) => {
+                                    if let Err(e) = r {
+                                        log::debug!("connection ended: {e}");
+                                    }
+                                }
+                                _ = stop.wait_for(|s| *s) => {}
+                            }
+                        });
+                    });
+                match spawned {
+                    Ok(h) => threads.push(h),
+                    Err(e) => log::warn!("cannot start a connection thread: {e}"),
+                }
+                threads.retain(|h| !h.is_finished());
             }
-            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
         }
     }
-    // A statement still running on the blocking pool (say, waiting for a row lock)
-    // finishes after its client is gone: it must not commit then.
+    // A statement still running (say, waiting for a row lock) finishes after its client
+    // is gone: it must not commit then. Its wait is cancelled, and every connection is
+    // told to end; their sessions roll back as they drop.
     shared.terminating.store(true, Ordering::Release);
-    tasks.abort_all();
-    while tasks.join_next().await.is_some() {}
+    for (_, (_, flag)) in shared.backends.lock().iter() {
+        flag.store(true, Ordering::Release);
+    }
+    let _ = stop_tx.send(true);
+    let _ = tokio::task::spawn_blocking(move || {
+        for h in threads {
+            let _ = h.join();
+        }
+    })
+    .await;
     Ok(())
 }
 
@@ -553,11 +606,10 @@ pub fn run(
     opts: &ServerOptions,
     ready: impl FnOnce(SocketAddr),
 ) -> std::io::Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
+    // This runtime only accepts connections and waits for the signals: each
+    // connection runs on a thread of its own (see `serve`).
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        // Statements run on the blocking pool's threads; parsing and planning recurse
-        // with the statement's nesting (bounded by segexpand_sql::expr::EXPR_DEPTH_MAX).
-        .thread_stack_size(8 << 20)
         .build()?;
     rt.block_on(async {
         let listener = tokio::net::TcpListener::bind((opts.listen.as_str(), opts.port)).await?;
