@@ -212,6 +212,7 @@ pub(crate) fn vacuum(s: &mut Session, tables: &[String]) -> SqlResult<Output> {
 }
 
 pub(crate) fn set(s: &mut Session, set: &ast::Set) -> SqlResult<Output> {
+    s.settings_version += 1;
     match set {
         ast::Set::SingleAssignment {
             variable, values, ..

@@ -108,7 +108,13 @@ pub enum TxnStatus {
 pub struct Prepared {
     piece: Option<split::Piece>,
     stmt: Option<Arc<Statement>>,
+    /// A SELECT's plan, made at its first execution and kept while the catalog and the
+    /// session's settings are unchanged (`select::run`).
+    plan: PlanSlot,
 }
+
+/// Where a prepared SELECT keeps its plan.
+pub(crate) type PlanSlot = Arc<std::sync::Mutex<Option<select::CachedPlan>>>;
 
 /// One client's session.
 pub struct Session {
@@ -127,6 +133,10 @@ pub struct Session {
     pid: i32,
     /// Cancels the statement running in the session with this pid (`pg_cancel_backend`).
     canceller: Option<Canceller>,
+    /// The plan slot of the prepared statement running now, if any.
+    pub(crate) plan_slot: Option<PlanSlot>,
+    /// Bumped by every SET: a cached plan made under other settings is made again.
+    pub(crate) settings_version: u64,
 }
 
 /// Cancels the running statement of the session with a process id; false if none has it.
@@ -175,6 +185,8 @@ impl Session {
             terminating: None,
             pid: 0,
             canceller: None,
+            plan_slot: None,
+            settings_version: 0,
         }
     }
 
@@ -358,6 +370,7 @@ impl Session {
                 Prepared {
                     piece: None,
                     stmt: None,
+                    plan: PlanSlot::default(),
                 },
                 Vec::new(),
                 Vec::new(),
@@ -381,6 +394,7 @@ impl Session {
             Prepared {
                 piece: Some(piece),
                 stmt,
+                plan: PlanSlot::default(),
             },
             types,
             cols,
@@ -398,7 +412,10 @@ impl Session {
         let r = match (&p.piece, &p.stmt) {
             (None, _) => Ok(Output::Empty),
             (Some(split::Piece::Sql { distribution, .. }), Some(stmt)) => {
-                self.run_parsed(stmt, distribution.clone(), params)
+                self.plan_slot = Some(p.plan.clone());
+                let r = self.run_parsed(stmt, distribution.clone(), params);
+                self.plan_slot = None;
+                r
             }
             (Some(piece), _) => self.run_piece(piece.clone(), params),
         };

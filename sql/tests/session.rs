@@ -453,3 +453,39 @@ fn casts_and_limits_give_postgresqls_results_and_sqlstates() {
     ok(&mut s, "insert into v values ('abcdef'::varchar(3))");
     assert_eq!(rows(&mut s, "select s from v"), vec![vec![cell("abc")]]);
 }
+
+#[test]
+fn a_prepared_select_is_planned_again_after_the_catalog_changes() {
+    let (_d, node) = node(2);
+    let mut s = Session::new(node, "u", "d");
+    ok(&mut s, "create table t (id int, v int) distributed by (id)");
+    ok(&mut s, "insert into t values (1, 10), (2, 20)");
+    let (p, _, _) = s.prepare("select v from t where id = $1").unwrap();
+    let run = |s: &mut Session, id: i32| match s
+        .execute_prepared(&p, &[segexpand_engine::Value::Int4(id)])
+        .unwrap()
+    {
+        Output::Rows { rows, .. } => rows,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(run(&mut s, 2), vec![vec![cell("20")]]);
+    assert_eq!(run(&mut s, 1), vec![vec![cell("10")]]);
+    // A key change (the cached plan looked rows up by id) and new segments.
+    ok(&mut s, "alter table t set distributed by (v)");
+    assert_eq!(run(&mut s, 2), vec![vec![cell("20")]]);
+    ok(&mut s, "select segexpand_add_segments(1)");
+    ok(&mut s, "alter table t expand table");
+    assert_eq!(run(&mut s, 1), vec![vec![cell("10")]]);
+    // The table dropped and made again with other columns.
+    ok(&mut s, "drop table t");
+    ok(
+        &mut s,
+        "create table t (v text, id int) distributed by (id)",
+    );
+    ok(&mut s, "insert into t values ('new', 2)");
+    assert_eq!(run(&mut s, 2), vec![vec![cell("new")]]);
+    ok(&mut s, "drop table t");
+    assert!(s
+        .execute_prepared(&p, &[segexpand_engine::Value::Int4(2)])
+        .is_err());
+}

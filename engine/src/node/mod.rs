@@ -126,6 +126,9 @@ pub struct Node {
     next_table: AtomicU32,
     /// Round-robin counter placing rows of randomly distributed tables.
     pub(crate) round_robin: AtomicU64,
+    /// Bumped after every change to the catalog (tables, layouts, segments):
+    /// [`Node::catalog_version`].
+    pub(crate) catalog_version: AtomicU64,
     pub(crate) commit_gate: RwLock<(), rank::CommitGate>,
     checkpoint_lock: Mutex<(), rank::Checkpoint>,
     recovery: RecoveryReport,
@@ -291,6 +294,19 @@ impl Node {
             self.poison.set(e);
         }
         r
+    }
+
+    /// A number that changes after every change to the catalog (a table created,
+    /// dropped or redefined — a redistribution's start, cancel and flip, a new
+    /// constraint — a segment added or retired). Read it before reading definitions;
+    /// anything derived from them (a cached plan) is current while it is unchanged.
+    pub fn catalog_version(&self) -> u64 {
+        self.catalog_version.load(Ordering::Acquire)
+    }
+
+    /// Marks the catalog changed (after the change is in place).
+    pub(crate) fn catalog_changed(&self) {
+        self.catalog_version.fetch_add(1, Ordering::AcqRel);
     }
 
     /// True once poisoned by a failed fsync.

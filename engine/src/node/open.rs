@@ -127,6 +127,7 @@ impl Node {
             txns: TxnManager::new(next_xid),
             next_table: AtomicU32::new(next_table),
             round_robin: AtomicU64::new(0),
+            catalog_version: AtomicU64::new(0),
             commit_gate: RwLock::new(()),
             failpoints: crate::failpoint::Failpoints::default(),
             checkpoint_lock: Mutex::new(()),

@@ -67,6 +67,7 @@ impl Node {
         for t in tables {
             self.create_part_files(segment, t)?;
         }
+        self.catalog_changed();
         Ok(())
     }
 
@@ -129,6 +130,7 @@ impl Node {
         for s in segments {
             self.create_part_files(s, id)?;
         }
+        self.catalog_changed();
         Ok(())
     }
 
@@ -280,6 +282,7 @@ impl Node {
     pub(crate) fn apply_put_table(&self, def: TableDef) {
         self.catalog.write().put_table(def.clone());
         self.register_table(def);
+        self.catalog_changed();
     }
 
     /// Removes a segment from the segment configuration and every table's parts (its
@@ -292,6 +295,7 @@ impl Node {
         for rt in self.tables_rt.read().values() {
             rt.parts.write().remove(&content);
         }
+        self.catalog_changed();
     }
 
     /// Removes a table from the catalog and the run-time maps (files stay until the
@@ -299,6 +303,7 @@ impl Node {
     pub(crate) fn apply_drop_table(&self, table: u32) {
         self.catalog.write().tables.retain(|t| t.id != table);
         self.tables_rt.write().remove(&table);
+        self.catalog_changed();
     }
 
     /// Empties every heap of a table and resets its VMs and indexes. The caller holds the

@@ -30,6 +30,7 @@ use crate::value::{self, to_text};
 use crate::{Column, Output, Session};
 use segexpand_engine::{Txn, Type, Value};
 use sqlparser::ast::{self as ast, Statement};
+use std::sync::Arc;
 
 /// A subquery, planned: what an expression runs.
 #[derive(Debug)]
@@ -96,6 +97,39 @@ impl QueryPlan {
 }
 
 /// Plans a whole statement's query.
+/// A prepared SELECT's plan, with the catalog version and settings it was made under.
+#[derive(Debug)]
+pub(crate) struct CachedPlan {
+    made_under: (u64, u64),
+    plan: Arc<(QueryPlan, usize)>,
+}
+
+/// The plan in `slot` if the catalog and settings are as it was made under; else a new
+/// one, kept there. (The version is read before planning: a change while planning makes
+/// the next execution plan again.)
+fn cached_plan(
+    s: &Session,
+    slot: &crate::PlanSlot,
+    q: &ast::Query,
+) -> SqlResult<Arc<(QueryPlan, usize)>> {
+    let now = (s.node.catalog_version(), s.settings_version);
+    if let Some(c) = slot.lock().ok().and_then(|g| {
+        g.as_ref()
+            .filter(|c| c.made_under == now)
+            .map(|c| c.plan.clone())
+    }) {
+        return Ok(c);
+    }
+    let plan = Arc::new(plan_top(s, q)?);
+    if let Ok(mut g) = slot.lock() {
+        *g = Some(CachedPlan {
+            made_under: now,
+            plan: plan.clone(),
+        });
+    }
+    Ok(plan)
+}
+
 fn plan_top(s: &Session, q: &ast::Query) -> SqlResult<(QueryPlan, usize)> {
     let (plan, params, _) = plan::plan_query(s, q, Vec::new())?;
     Ok((plan, params))
@@ -152,7 +186,11 @@ pub(crate) fn run(
     q: &ast::Query,
     params: &[Value],
 ) -> SqlResult<Output> {
-    let (p, nparams) = plan_top(s, q)?;
+    let planned = match s.plan_slot.clone() {
+        Some(slot) => cached_plan(s, &slot, q)?,
+        None => Arc::new(plan_top(s, q)?),
+    };
+    let (p, nparams) = (&planned.0, planned.1);
     if nparams > params.len() {
         return Err(SqlError::new(
             "08P01",
@@ -165,7 +203,7 @@ pub(crate) fn run(
     let ptypes: Vec<Type> = params.iter().map(value::type_of_value).collect();
     let columns = p.columns(&ptypes);
     let ex = exec::Exec::new(s, tx, params);
-    let rows = ex.query(&p, None)?;
+    let rows = ex.query(p, None)?;
     Ok(Output::Rows {
         columns,
         rows: rows
