@@ -47,6 +47,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+mod cancel;
 mod copy;
 mod startup;
 
@@ -86,36 +87,6 @@ struct Shared {
     backends: Mutex<std::collections::HashMap<i32, (Bytes, Arc<std::sync::atomic::AtomicBool>)>>,
 }
 
-impl Shared {
-    /// Sets the cancel flag of the session with `pid` (if `secret` is given, only if it
-    /// matches, as a cancel request must); whether one was found.
-    fn cancel_backend(&self, pid: i32, secret: Option<&Bytes>) -> bool {
-        match self.backends.lock().get(&pid) {
-            Some((key, flag)) if secret.is_none_or(|s| s == key) => {
-                flag.store(true, Ordering::Release);
-                true
-            }
-            _ => false,
-        }
-    }
-}
-
-/// Answers cancel requests: sets the named session's cancel flag (its statement stops
-/// with 57014 at its next check; see `Session::cancel_flag`).
-struct Cancels(Arc<Shared>);
-
-#[async_trait::async_trait]
-impl CancelHandler for Cancels {
-    async fn on_cancel_request(&self, req: pgwire::messages::cancel::CancelRequest) {
-        if !self
-            .0
-            .cancel_backend(req.pid, Some(&req.secret_key.to_bytes()))
-        {
-            log::debug!("cancel request for unknown backend {}", req.pid);
-        }
-    }
-}
-
 /// One connection: its session (created at startup) and its auth state.
 struct Conn {
     shared: Arc<Shared>,
@@ -145,7 +116,7 @@ impl Drop for Conn {
 
 struct Handlers {
     conn: Arc<Conn>,
-    cancel: Arc<Cancels>,
+    cancel: Arc<cancel::Cancels>,
 }
 
 impl PgWireServerHandlers for Handlers {
@@ -492,7 +463,7 @@ pub async fn serve(
         terminating: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         backends: Mutex::new(std::collections::HashMap::new()),
     });
-    let cancel = Arc::new(Cancels(shared.clone()));
+    let cancel = Arc::new(cancel::Cancels(shared.clone()));
     // One generator for every connection: each gets its own pid (a generator per
     // connection gave them all the same one, and a cancel by pid reached the wrong one).
     let pids: Arc<dyn pgwire::api::PidSecretKeyGenerator> =
