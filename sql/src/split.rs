@@ -103,7 +103,25 @@ pub fn split(sql: &str) -> SqlResult<Vec<Piece>> {
 }
 
 fn text(tokens: &[Token]) -> String {
-    tokens.iter().map(|t| t.to_string()).collect()
+    let mut out = String::new();
+    for t in tokens {
+        match t {
+            // The tokenizer unescapes string literals and its Display does not escape
+            // them again: `'it''s'` would come back as `'it's'`.
+            Token::SingleQuotedString(v) => {
+                out.push('\'');
+                out.push_str(&v.replace('\'', "''"));
+                out.push('\'');
+            }
+            Token::EscapedStringLiteral(v) => {
+                out.push_str("E'");
+                out.push_str(&v.replace('\\', "\\\\").replace('\'', "\\'"));
+                out.push('\'');
+            }
+            t => out.push_str(&t.to_string()),
+        }
+    }
+    out
 }
 
 /// The parenthesised column list starting at `toks[0]` (`(a, b)`), and the rest.

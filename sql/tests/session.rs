@@ -489,3 +489,25 @@ fn a_prepared_select_is_planned_again_after_the_catalog_changes() {
         .execute_prepared(&p, &[segexpand_engine::Value::Int4(2)])
         .is_err());
 }
+
+#[test]
+fn string_literals_with_quotes_survive_the_statement_splitter() {
+    let (_d, node) = node(2);
+    let mut s = Session::new(node, "u", "d");
+    assert_eq!(
+        rows(&mut s, "select 'it''s', E'it\\'s', $$it's$$; "),
+        vec![vec![cell("it's"), cell("it's"), cell("it's")]]
+    );
+    ok(
+        &mut s,
+        "create table q (a int, t text default 'it''s') distributed by (a)",
+    );
+    ok(
+        &mut s,
+        "insert into q (a) values (1); insert into q values (2, 'o''brien')",
+    );
+    assert_eq!(
+        rows(&mut s, "select t from q order by a"),
+        vec![vec![cell("it's")], vec![cell("o'brien")]]
+    );
+}
