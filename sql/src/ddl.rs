@@ -313,7 +313,43 @@ fn redistribute(s: &mut Session, table: &str, target: Layout) -> SqlResult<Outpu
         },
         ..Options::default()
     };
-    let r = Redistributor::start(s.node.clone(), table, target, opts)?;
+    let def = s
+        .node
+        .table_def(table)
+        .map_err(|_| SqlError::undefined_table(table))?;
+    // A redistribution left by a crash (or a stopped run) is resumed by the statement
+    // that asks for its target, and a cancelled one is finished before a new one starts.
+    let r = match &def.redistribution {
+        None => Redistributor::start(s.node.clone(), table, target, opts)?,
+        Some(red) if !red.cancelling && red.target == target => {
+            s.notices.push(format!(
+                "resuming the redistribution of \"{table}\" that was under way"
+            ));
+            Redistributor::attach(s.node.clone(), table, opts)?
+        }
+        Some(red) if red.cancelling => {
+            s.notices.push(format!(
+                "finishing the cancelled redistribution of \"{table}\" first"
+            ));
+            Redistributor::attach(s.node.clone(), table, opts.clone())?.run()?;
+            Redistributor::start(s.node.clone(), table, target, opts)?
+        }
+        Some(red) => {
+            return Err(SqlError::new(
+                "55000",
+                format!(
+                    "table \"{table}\" is already redistributing, to {} segments{}; \
+                     the statement that asks for that layout resumes it",
+                    red.target.segments,
+                    if red.target.key == def.layout.key {
+                        " (ALTER TABLE … EXPAND TABLE)".to_string()
+                    } else {
+                        " by another key (ALTER TABLE … SET DISTRIBUTED BY)".to_string()
+                    }
+                ),
+            ))
+        }
+    };
     // A cancel request cancels the redistribution online: the mover takes the moved
     // rows back, the table flips back to its old layout, and the statement fails with
     // 57014. Other sessions read and write throughout.
@@ -393,7 +429,7 @@ pub(crate) fn set_distributed(s: &mut Session, table: &str, d: Distribution) -> 
         key,
         ..def.layout.clone()
     };
-    if target == def.layout {
+    if target == def.layout && def.redistribution.is_none() {
         return Ok(Output::Command("ALTER TABLE".into()));
     }
     redistribute(s, table, target)

@@ -511,3 +511,54 @@ fn string_literals_with_quotes_survive_the_statement_splitter() {
         vec![vec![cell("it's")], vec![cell("o'brien")]]
     );
 }
+
+#[test]
+fn a_redistribution_left_by_a_crash_is_resumed_by_the_statement_that_asks_for_it() {
+    use segexpand_engine::redistribute::GateOptions;
+    let (_d, node) = node(2);
+    let mut s = Session::new(node.clone(), "u", "d");
+    ok(&mut s, "create table t (id int, v int) distributed by (id)");
+    let values: Vec<String> = (0..500).map(|i| format!("({i}, {i})")).collect();
+    ok(
+        &mut s,
+        &format!("insert into t values {}", values.join(",")),
+    );
+    ok(&mut s, "select segexpand_add_segments(1)");
+    // The state a crash leaves: started, nothing moved yet (the mover's work is lost).
+    let target = segexpand_engine::Layout {
+        segments: 3,
+        ..node.table_def("t").unwrap().layout
+    };
+    node.start_redistribution("t", target.clone(), &GateOptions::default())
+        .unwrap();
+    // Another target is refused, saying which statement resumes it.
+    assert_eq!(err(&mut s, "alter table t set distributed by (v)"), "55000");
+    ok(&mut s, "alter table t expand table");
+    assert!(s.take_notices().iter().any(|n| n.contains("resuming")));
+    let def = node.table_def("t").unwrap();
+    assert!(def.redistribution.is_none());
+    assert_eq!(def.layout.segments, 3);
+    assert!(node.check_placement("t").unwrap().is_empty());
+    assert_eq!(
+        rows(&mut s, "select count(*) from t"),
+        vec![vec![cell("500")]]
+    );
+    // A cancelled one is finished first, then the new one runs.
+    let key = segexpand_engine::Layout {
+        key: vec![1],
+        ..node.table_def("t").unwrap().layout
+    };
+    node.start_redistribution("t", key, &GateOptions::default())
+        .unwrap();
+    node.cancel_redistribution("t", &GateOptions::default())
+        .unwrap();
+    ok(&mut s, "alter table t set distributed by (v)");
+    let def = node.table_def("t").unwrap();
+    assert!(def.redistribution.is_none());
+    assert_eq!(def.layout.key, vec![1]);
+    assert!(node.check_placement("t").unwrap().is_empty());
+    assert_eq!(
+        rows(&mut s, "select count(*) from t"),
+        vec![vec![cell("500")]]
+    );
+}
