@@ -301,15 +301,19 @@ pub enum Error {
         /// The transaction it would have waited for.
         holder: u64,
     },
-    /// A row lock was not granted within the lock timeout. Roll the transaction back.
+    /// A lock was not granted within the lock timeout: a row another transaction
+    /// holds, or (for DROP, TRUNCATE, ADD PRIMARY KEY) a table another transaction has
+    /// written to. Roll the transaction back. (`xid` 0: the node's own API, outside a
+    /// transaction; `holder` 0: a DDL statement held the table's new writers off.)
     #[error(
-        "lock timeout: transaction {xid} waited {waited_ms} ms for a row held by \
-         transaction {holder}; roll back and retry"
+        "lock timeout: transaction {xid} waited {waited_ms} ms for transaction {holder} \
+         (which holds a row it needs, or has written to a table it must change); roll \
+         back and retry"
     )]
     LockTimeout {
         /// The transaction that got the error.
         xid: u64,
-        /// The transaction holding the row.
+        /// The transaction holding the row or table.
         holder: u64,
         /// How long it waited.
         waited_ms: u64,

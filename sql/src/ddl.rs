@@ -165,10 +165,7 @@ pub(crate) fn drop_or_truncate(s: &mut Session, stmt: &Statement) -> SqlResult<O
                         .push(format!("table \"{t}\" does not exist, skipping"));
                     continue;
                 }
-                match s.txn.as_mut() {
-                    Some(tx) => tx.drop_table(t)?,
-                    None => s.node.drop_table(t)?,
-                }
+                with_txn(s, |tx| tx.drop_table(t))?;
             }
             Ok(Output::Command("DROP TABLE".into()))
         }
@@ -185,10 +182,7 @@ pub(crate) fn drop_or_truncate(s: &mut Session, stmt: &Statement) -> SqlResult<O
             for name in &tables {
                 // Inside a transaction that wrote to the table, TRUNCATE must not wait
                 // for that very transaction.
-                match s.txn.as_mut() {
-                    Some(tx) => tx.truncate(name)?,
-                    None => s.node.truncate_table(name)?,
-                }
+                with_txn(s, |tx| tx.truncate(name))?;
             }
             Ok(Output::Command("TRUNCATE TABLE".into()))
         }
@@ -522,9 +516,28 @@ pub(crate) fn alter_table(s: &mut Session, at: &ast::AlterTable) -> SqlResult<Ou
         return Err(SqlError::undefined_table(&table));
     }
     let refs: Vec<&str> = cols.iter().map(String::as_str).collect();
-    match s.txn.as_mut() {
-        Some(tx) => tx.add_unique(&table, name.as_deref(), &refs, primary)?,
-        None => s.node.add_unique(&table, name.as_deref(), &refs, primary)?,
-    }
+    with_txn(s, |tx| {
+        tx.add_unique(&table, name.as_deref(), &refs, primary)
+    })?;
     Ok(Output::Command("ALTER TABLE".into()))
+}
+
+/// Runs a DDL step in the session's transaction, or in one of its own (which writes
+/// nothing itself), so that its waits for the table's writers are cancellable and take
+/// part in deadlock detection, and it never waits for the session's own transaction.
+fn with_txn(
+    s: &mut Session,
+    f: impl FnOnce(&mut segexpand_engine::Txn) -> segexpand_engine::Result<()>,
+) -> SqlResult<()> {
+    if let Some(tx) = s.txn.as_mut() {
+        return Ok(f(tx)?);
+    }
+    let mut tx = s.begin()?;
+    match f(&mut tx) {
+        Ok(()) => Ok(tx.commit()?),
+        Err(e) => {
+            let _ = tx.rollback();
+            Err(e.into())
+        }
+    }
 }

@@ -34,6 +34,7 @@ mod redo;
 mod segments;
 mod tuples;
 mod writers;
+pub(crate) use writers::DrainGuard;
 pub use part::Part;
 pub(crate) use part::TableRt;
 pub use prune::PruneStats;

@@ -8,6 +8,7 @@ use super::TableRt;
 
 use crate::error::{Error, Result};
 use crate::lock::{rank, Condvar, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// The open writers of one table (`TableRt::writers`).
@@ -32,11 +33,22 @@ const WAIT_SLICE: Duration = Duration::from_millis(50);
 impl WriterSet {
     /// Registers `xid` as a writer, first waiting (up to `timeout`) while a DDL
     /// statement waits for the table's writers. A transaction already registered is not
-    /// held: the DDL statement is waiting for it.
-    pub(crate) fn enlist(&self, xid: u64, timeout: Duration) -> Result<()> {
+    /// held: the DDL statement is waiting for it. `cancel` (a client's cancel request)
+    /// ends the wait with [`Error::Canceled`].
+    pub(crate) fn enlist(
+        &self,
+        xid: u64,
+        timeout: Duration,
+        cancel: Option<&AtomicBool>,
+    ) -> Result<()> {
         let t0 = Instant::now();
         let mut g = self.state.lock();
         while g.ddl_waiting > 0 && !g.xids.contains(&xid) {
+            if cancel.is_some_and(|c| c.load(Ordering::Acquire)) {
+                return Err(Error::Canceled(format!(
+                    "while transaction {xid} waited for DDL on its table"
+                )));
+            }
             if t0.elapsed() >= timeout {
                 return Err(Error::LockTimeout {
                     xid,
@@ -61,28 +73,44 @@ impl WriterSet {
     }
 
     /// Holds new writers off and waits (up to `timeout`) until no transaction but
-    /// `except` is a writer. The returned guard lets writers in again when dropped, so
-    /// the caller keeps it until its change is in place.
-    pub(crate) fn drain(&self, except: Option<u64>, timeout: Duration) -> Result<DrainGuard<'_>> {
+    /// `me` is a writer. Each wait for a writer goes through `wait(holder, time left)`:
+    /// the caller's transaction waits for the holder's in the transaction manager's
+    /// wait-for graph, so a cycle of DDL statements each waiting for the other's
+    /// transaction is a deadlock (40P01), and a cancel request ends it. The returned
+    /// guard lets writers in again when dropped, so the caller keeps it until its change
+    /// is in place.
+    pub(crate) fn drain(
+        &self,
+        me: Option<u64>,
+        timeout: Duration,
+        wait: &dyn Fn(u64, Duration) -> Result<()>,
+    ) -> Result<DrainGuard<'_>> {
         let t0 = Instant::now();
-        let mut g = self.state.lock();
-        g.ddl_waiting += 1;
+        self.state.lock().ddl_waiting += 1;
+        let guard = DrainGuard { set: self };
         loop {
-            let holder = g.xids.iter().copied().find(|x| Some(*x) != except);
-            let Some(holder) = holder else {
-                return Ok(DrainGuard { set: self });
+            let holder = {
+                let g = self.state.lock();
+                g.xids.iter().copied().find(|x| Some(*x) != me)
             };
-            if t0.elapsed() >= timeout {
-                g.ddl_waiting -= 1;
-                drop(g);
-                self.cv.notify_all();
+            let Some(holder) = holder else {
+                return Ok(guard);
+            };
+            let left = timeout.saturating_sub(t0.elapsed());
+            if left.is_zero() {
                 return Err(Error::LockTimeout {
-                    xid: except.unwrap_or(0),
+                    xid: me.unwrap_or(0),
                     holder,
                     waited_ms: t0.elapsed().as_millis() as u64,
                 });
             }
-            self.cv.wait_for(&mut g, WAIT_SLICE);
+            // (On an error the guard, dropped, lets writers in again.)
+            wait(holder, left)?;
+            // The holder has ended; it leaves the list just after.
+            let mut g = self.state.lock();
+            if g.xids.contains(&holder) {
+                self.cv.wait_for(&mut g, Duration::from_millis(1));
+            }
         }
     }
 }

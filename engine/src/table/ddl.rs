@@ -28,7 +28,35 @@ pub(crate) fn constraint_name(table: &str, cols: &[String], primary: bool) -> St
     n
 }
 
+/// Who runs a DDL statement: a transaction (its xid, and the flag that cancels its
+/// waits), or nobody in particular (the node's own API).
+pub(super) type Me<'a> = Option<(u64, Option<&'a std::sync::atomic::AtomicBool>)>;
+
 impl Node {
+    /// Waits until no transaction but `me`'s has written to `rt`'s table and holds new
+    /// writers off ([`crate::node::DrainGuard`]). `me`'s waits go through the
+    /// transaction manager, so a cycle of DDL statements waiting for each other's
+    /// transactions is a deadlock (40P01), and a cancel request ends them (57014).
+    pub(super) fn drain_writers<'r>(
+        &self,
+        rt: &'r crate::node::TableRt,
+        me: Me<'_>,
+    ) -> Result<crate::node::DrainGuard<'r>> {
+        let timeout = self.options().lock_timeout;
+        match me {
+            Some((xid, cancel)) => rt.writers.drain(Some(xid), timeout, &|holder, left| {
+                self.txns.wait_for_or_cancel(xid, holder, left, cancel)
+            }),
+            None => rt.writers.drain(None, timeout, &|holder, left| {
+                let t0 = std::time::Instant::now();
+                while self.txns.is_running(holder) && t0.elapsed() < left {
+                    std::thread::sleep(crate::txn::CANCEL_POLL);
+                }
+                Ok(())
+            }),
+        }
+    }
+
     /// Creates a typed table from `spec`; returns its id.
     pub fn create_table(&self, spec: &TableSpec) -> Result<u32> {
         let bad = |m: String| Err(Error::InvalidArgument(m));
@@ -155,9 +183,9 @@ impl Node {
     }
 
     /// DROP run by transaction `xid` (which then does not wait for itself).
-    fn drop_table_for(&self, name: &str, xid: Option<u64>) -> Result<()> {
+    fn drop_table_for(&self, name: &str, me: Me<'_>) -> Result<()> {
         let rt = self.table_rt_by_name(name)?;
-        let _drained = rt.writers.drain(xid, self.options().lock_timeout)?;
+        let _drained = self.drain_writers(&rt, me)?;
         let _ddl = rt.ddl.write();
         if rt.dropped.swap(true, Ordering::AcqRel) {
             return Err(Error::NoSuchTable(name.to_string()));
@@ -206,9 +234,9 @@ impl Node {
 
     /// TRUNCATE run by the transaction `xid`, which may itself have written to the
     /// table: it waits for the table's other writers only ([`Txn::truncate`]).
-    pub(super) fn truncate_table_for(&self, name: &str, xid: Option<u64>) -> Result<()> {
+    pub(super) fn truncate_table_for(&self, name: &str, me: Me<'_>) -> Result<()> {
         let rt = self.table_rt_by_name(name)?;
-        let _drained = rt.writers.drain(xid, self.options().lock_timeout)?;
+        let _drained = self.drain_writers(&rt, me)?;
         let _ddl = rt.ddl.write();
         if rt.dropped.load(Ordering::Acquire) {
             return Err(Error::NoSuchTable(name.to_string()));
@@ -265,14 +293,14 @@ impl super::Txn {
     /// [`Node::truncate_table`]): a rollback does not bring the rows back.
     pub fn truncate(&mut self, table: &str) -> Result<()> {
         self.usable()?;
-        self.node.truncate_table_for(table, Some(self.xid))
+        self.node.truncate_table_for(table, Some((self.xid, self.cancel.as_deref())))
     }
 
     /// DROP TABLE from inside this transaction ([`Node::drop_table`], not waiting for
     /// this transaction; not undone by a rollback).
     pub fn drop_table(&mut self, table: &str) -> Result<()> {
         self.usable()?;
-        self.node.drop_table_for(table, Some(self.xid))
+        self.node.drop_table_for(table, Some((self.xid, self.cancel.as_deref())))
     }
 
     /// ADD PRIMARY KEY / UNIQUE from inside this transaction ([`Node::add_unique`], not
@@ -287,7 +315,7 @@ impl super::Txn {
     ) -> Result<()> {
         self.usable()?;
         self.node
-            .add_unique_for(table, name, columns, primary, Some(self.xid))
+            .add_unique_for(table, name, columns, primary, Some((self.xid, self.cancel.as_deref())))
     }
 }
 
@@ -315,11 +343,11 @@ impl Node {
         name: Option<&str>,
         columns: &[&str],
         primary: bool,
-        xid: Option<u64>,
+        me: Me<'_>,
     ) -> Result<()> {
         self.poison.check()?;
         let rt = self.table_rt_by_name(table)?;
-        let _drained = rt.writers.drain(xid, self.options().lock_timeout)?;
+        let _drained = self.drain_writers(&rt, me)?;
         let _ddl = rt.ddl.write();
         if rt.dropped.load(Ordering::Acquire) {
             return Err(Error::NoSuchTable(table.to_string()));
@@ -365,7 +393,7 @@ impl Node {
         };
         def.unique.push(key.clone());
         def.unique_keys_ok().map_err(Error::InvalidTableDefinition)?;
-        self.check_existing_unique(&rt, &def, &key, &newly_not_null, xid)?;
+        self.check_existing_unique(&rt, &def, &key, &newly_not_null, me.map(|m| m.0))?;
         self.log_and_put_table(def)
     }
 

@@ -30,7 +30,7 @@ impl Node {
         // stays true until the load commits.
         let unique = !rt.def.read().unique.is_empty();
         let _drained = if unique {
-            Some(rt.writers.drain(None, self.options().lock_timeout)?)
+            Some(self.drain_writers(&rt, None)?)
         } else {
             None
         };

@@ -223,7 +223,11 @@ impl Txn {
             // table's writers holds new ones off here, not while they hold the lock.
             if dml && !self.writing.iter().any(|w| Arc::ptr_eq(w, &rt)) {
                 rt.writers
-                    .enlist(self.xid, self.node.options().lock_timeout)?;
+                    .enlist(
+                        self.xid,
+                        self.node.options().lock_timeout,
+                        self.cancel.as_deref(),
+                    )?;
                 self.writing.push(rt.clone());
             }
             let _ddl = rt.ddl.read();
