@@ -255,6 +255,13 @@ pub(crate) fn show(s: &mut Session, variable: &[ast::Ident]) -> SqlResult<Output
         "time zone" => "timezone".to_string(),
         _ => name,
     };
+    // `SHOW segexpand.x` arrives as two words.
+    let dotted = variable.iter().map(ident).collect::<Vec<_>>().join(".");
+    let name = if s.settings.contains_key(&name) || !s.settings.contains_key(&dotted) {
+        name
+    } else {
+        dotted
+    };
     let Some(v) = s.settings.get(&name) else {
         return Err(SqlError::new(
             "42704",

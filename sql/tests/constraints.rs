@@ -242,3 +242,28 @@ fn copy_loads_whole_pages_in_the_sessions_transaction() {
     s.copy_in("k", &[0, 1], b"1\ta\n2\tb\n").unwrap();
     assert_eq!(rows(&mut s, "SELECT count(*) FROM k"), vec![text(&["2"])]);
 }
+
+#[test]
+fn generated_constraint_names_that_collide_are_numbered_and_show_takes_dotted_names() {
+    let (_d, node, mut s) = session();
+    let long = "c".repeat(62);
+    ok(
+        &mut s,
+        &format!(
+            "create table {long} (x int primary key, y int, z int, unique (x, y), unique (x, z))"
+        ),
+    );
+    let def = node.table_def(&long).unwrap();
+    let names: Vec<&str> = def.unique.iter().map(|u| u.name.as_str()).collect();
+    assert_eq!(names.len(), 3);
+    let mut sorted = names.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(sorted.len(), 3, "{names:?}");
+    assert!(names.iter().all(|n| n.len() <= 63), "{names:?}");
+    ok(&mut s, "set segexpand.redistribute_rows_per_second = 5000");
+    assert_eq!(
+        rows(&mut s, "show segexpand.redistribute_rows_per_second"),
+        vec![text(&["5000"])]
+    );
+}

@@ -137,9 +137,26 @@ impl Node {
                     }
                 }
             }
-            let name = name.clone().unwrap_or_else(|| {
-                constraint_name(&spec.name, if *primary { &[] } else { cols }, *primary)
-            });
+            let name = match name {
+                Some(n) => n.clone(),
+                None => {
+                    // PostgreSQL numbers a generated name that is taken (`t_a_key1`).
+                    let base =
+                        constraint_name(&spec.name, if *primary { &[] } else { cols }, *primary);
+                    let mut n = base.clone();
+                    let mut i = 0u32;
+                    while unique.iter().any(|u| u.name == n) {
+                        i += 1;
+                        let suffix = i.to_string();
+                        let mut b = base.clone();
+                        while b.len() + suffix.len() > crate::catalog::NAME_BYTES_MAX {
+                            b.pop();
+                        }
+                        n = b + &suffix;
+                    }
+                    n
+                }
+            };
             crate::catalog::check_name("constraint", &name)?;
             if unique.iter().any(|u| u.name == name) {
                 return Err(Error::InvalidTableDefinition(format!(
