@@ -27,8 +27,17 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=10000))]
     pub max_connections: u64,
     /// A password every client must prove it knows (SCRAM-SHA-256); default: trust.
-    #[arg(long)]
+    #[arg(long, value_parser = non_empty_password)]
     pub password: Option<String>,
+}
+
+/// An empty password is refused rather than served (PostgreSQL treats one as none).
+fn non_empty_password(s: &str) -> Result<String, String> {
+    if s.is_empty() {
+        Err("the password must not be empty (leave --password out for trust)".into())
+    } else {
+        Ok(s.to_string())
+    }
 }
 
 fn open(a: &ServeArgs) -> Result<std::sync::Arc<Node>, segexpand_engine::Error> {

@@ -148,8 +148,8 @@ impl Txn {
     }
 
     /// Adds the version at `tid` to `out` if the statement sees it and its key columns
-    /// equal `want`; says whether a committed transaction ended it (a candidate for
-    /// [`Txn::dead_to_all`]).
+    /// equal `want`; says whether a committed transaction below the snapshot's xmin
+    /// ended it (a candidate for [`Txn::dead_to_all`]).
     #[expect(
         clippy::too_many_arguments,
         reason = "the lookup's context, passed down"
@@ -170,7 +170,11 @@ impl Txn {
         match heapwalk::tuple_at(heap, &p, tid.slot)? {
             Some(t) => {
                 self.match_version(st, clog, heap, segment, &t, want, out)?;
-                Ok(ended_by_commit(&t.header, clog))
+                // Only versions ended below this snapshot's xmin are worth a look at the
+                // horizon (which takes the transaction manager's lock): newer ones are
+                // almost never dead to all yet, and a later lookup or vacuum gets them.
+                // `dead_to_all` decides; this only spares the lock.
+                Ok(t.header.xmax < st.snap.xmin && ended_by_commit(&t.header, clog))
             }
             None => Ok(false),
         }
