@@ -422,3 +422,130 @@ fn the_row_throttle_holds_the_rate() {
     );
     assert_eq!(rows(&node), ACCOUNTS + FILLER);
 }
+
+/// Rows a fresh scan sees on each of segments `0..n` of table `t`.
+fn per_segment(node: &Arc<Node>, t: &str, n: u16) -> Vec<u64> {
+    (0..n)
+        .map(|s| {
+            let mut tx = node.begin().unwrap();
+            let opts = segexpand_engine::ScanOptions {
+                segments: Some(vec![s]),
+                ..Default::default()
+            };
+            let mut c = tx.scan_cursor(t, opts).unwrap();
+            let mut k = 0;
+            while let Some(b) = c.next_batch().unwrap() {
+                k += b.len() as u64;
+            }
+            drop(c);
+            tx.rollback().unwrap();
+            k
+        })
+        .collect()
+}
+
+/// A randomly distributed table expands 4 → 6 by moving (M−N)/M of its rows, onto the
+/// new segments only, and ends balanced; a cancel halfway takes them back; a shrink
+/// 6 → 4 empties the dropped segments. Every row is kept (sum of ids) throughout.
+#[test]
+fn a_randomly_distributed_table_expands_cancels_and_shrinks_balanced() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::create_dir(dir.path(), 4, NodeOptions::default()).unwrap();
+    node.create_table(
+        &TableSpec::new("r")
+            .not_null("id", Type::Int8)
+            .column("pad", Type::Text)
+            .distributed_randomly(),
+    )
+    .unwrap();
+    let n: i64 = 24_000;
+    node.bulk_load(
+        "r",
+        (0..n).map(|i| vec![Value::Int8(i), Value::Text(format!("pad {i}"))]),
+    )
+    .unwrap();
+    let sum = |node: &Arc<Node>| -> (i64, i64) {
+        let mut tx = node.begin().unwrap();
+        let rows = tx.scan("r", None).unwrap();
+        tx.rollback().unwrap();
+        let s = rows
+            .iter()
+            .map(|r| match r[0] {
+                Value::Int8(v) => v,
+                _ => panic!("id"),
+            })
+            .sum();
+        (rows.len() as i64, s)
+    };
+    let want = (n, n * (n - 1) / 2);
+    assert_eq!(per_segment(&node, "r", 4).iter().sum::<u64>(), n as u64);
+    node.add_new_segment().unwrap();
+    node.add_new_segment().unwrap();
+    let to = |segments| Layout {
+        segments,
+        ..node.table_def("r").unwrap().layout
+    };
+    // Cancelled halfway: back on 4 segments, exactly as before.
+    let opts = Options {
+        chunk_blocks: 1,
+        rows_per_s: Some(40_000.0),
+        ..Options::default()
+    };
+    let r = Redistributor::start(node.clone(), "r", to(6), opts).unwrap();
+    let h = r.handle();
+    std::thread::scope(|s| {
+        let run = s.spawn(|| r.run().unwrap());
+        while h.progress().counts.rows_moved == 0 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        h.cancel();
+        assert_eq!(run.join().unwrap().finish, Finish::Cancelled);
+    });
+    assert_eq!(node.table_def("r").unwrap().layout.segments, 4);
+    assert_eq!(sum(&node), want);
+    // Rows taken back go to a segment picked by their place, not necessarily the one
+    // they came from: the old segments stay balanced.
+    let back = per_segment(&node, "r", 4);
+    assert_eq!(back.iter().sum::<u64>(), n as u64);
+    assert!(
+        back.iter().all(|k| (*k as f64 - 6_000.0).abs() < 300.0),
+        "{back:?}"
+    );
+    let before = back;
+    // Expansion: only (6−4)/6 of the rows move, and only to the new segments.
+    let r = Redistributor::start(node.clone(), "r", to(6), Options::default()).unwrap();
+    let out = r.run().unwrap();
+    assert_eq!(out.finish, Finish::Flipped);
+    let c = out.progress.counts;
+    let frac = c.rows_moved as f64 / n as f64;
+    assert!((frac - 2.0 / 6.0).abs() < 0.02, "moved fraction {frac}");
+    assert_eq!(sum(&node), want);
+    let after = per_segment(&node, "r", 6);
+    for s in 0..4 {
+        assert!(
+            after[s] <= before[s],
+            "segment {s} gained rows: {before:?} → {after:?}"
+        );
+    }
+    let each = n as f64 / 6.0;
+    for (s, k) in after.iter().enumerate() {
+        assert!(
+            (*k as f64 - each).abs() < each * 0.05,
+            "segment {s} holds {k} of {n}: {after:?}"
+        );
+    }
+    assert_eq!(after.iter().sum::<u64>(), n as u64);
+    // Shrink back: the two new segments are emptied onto the others.
+    let r = Redistributor::start(node.clone(), "r", to(4), Options::default()).unwrap();
+    assert_eq!(r.run().unwrap().finish, Finish::Flipped);
+    assert_eq!(sum(&node), want);
+    let back = per_segment(&node, "r", 4);
+    assert_eq!(back.iter().sum::<u64>(), n as u64);
+    for (s, k) in back.iter().enumerate() {
+        assert!(
+            (*k as f64 - n as f64 / 4.0).abs() < n as f64 / 4.0 * 0.05,
+            "{s}: {back:?}"
+        );
+    }
+    assert!(node.check_placement("r").unwrap().is_empty());
+}

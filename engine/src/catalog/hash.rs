@@ -48,6 +48,35 @@ pub fn jump_consistent_hash(mut key: u64, buckets: u32) -> u32 {
     bucket.max(0) as u32
 }
 
+/// Where a version of a randomly distributed table goes when the table moves from
+/// `from` segments to `to` (both counts of the layouts' segments `0..n`). `identity` is
+/// a stable number for the version (its place: segment, block, slot), so a revisit
+/// decides the same. A version on a segment the target keeps stays unless the target
+/// grows: then it moves to a new segment exactly when jump hashing over `to` buckets
+/// puts its identity there, which happens for (to − from)/to of the versions, spread
+/// evenly over the new segments — so every segment ends with 1/to of the rows, and no
+/// row moves between two old segments. A version on a segment the target drops goes to
+/// `jump(identity, to)`.
+pub fn random_destination(segment: u16, from: u16, to: u16, identity: u64) -> u16 {
+    let to32 = u32::from(to.max(1));
+    let key = mix64(identity);
+    if segment >= to {
+        return jump_consistent_hash(key, to32) as u16;
+    }
+    if to > from {
+        let j = jump_consistent_hash(key, to32) as u16;
+        if j >= from {
+            return j;
+        }
+    }
+    segment
+}
+
+/// The identity [`random_destination`] uses for the version at (segment, block, slot).
+pub fn version_identity(segment: u16, block: u32, slot: u16) -> u64 {
+    (u64::from(segment) << 48) | (u64::from(block) << 16) | u64::from(slot)
+}
+
 /// The murmur3 64-bit finalizer: a bijective mix of all input bits into all output bits.
 pub fn mix64(mut x: u64) -> u64 {
     x ^= x >> 33;

@@ -4,6 +4,7 @@
 
 use super::{BatchLimits, BatchReport};
 
+use crate::catalog::hash::{random_destination, version_identity};
 use crate::catalog::{Redistribution, TableDef};
 use crate::error::{Error, Result};
 use crate::failpoint::Failpoint;
@@ -217,6 +218,11 @@ impl Node {
     /// its VM bit clear).
     fn classify_block(&self, b: &mut Batch<'_>, block: u32) -> Result<Classified> {
         let (dest, dest_bit) = b.def.write_layout();
+        // Segments of the layout the old-bit versions were placed by.
+        let from = match &b.def.redistribution {
+            Some(r) if r.cancelling => r.target.segments,
+            _ => b.def.layout.segments,
+        };
         let heap = b.part.heap();
         let mut c = Classified::default();
         let mut row = Vec::new();
@@ -229,8 +235,13 @@ impl Node {
                 continue;
             }
             heapwalk::decode_row(heap, &t, b.def.column_types(), &mut row)?;
-            let to = dest.segment_of(b.def.key_hash(&dest.key, &row));
             let slot = t.tid.slot;
+            let to = if dest.is_random() {
+                let identity = version_identity(b.segment, block, slot);
+                random_destination(b.segment, from, dest.segments, identity)
+            } else {
+                dest.segment_of(b.def.key_hash(&dest.key, &row))
+            };
             if to == b.segment && !b.limits.rewrite_all {
                 c.stays.push(slot);
                 c.stay_bytes += t.len() as u64;

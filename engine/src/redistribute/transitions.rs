@@ -62,10 +62,11 @@ impl Node {
                 def.name
             )));
         }
-        if def.layout.is_random() || target.is_random() {
+        if def.layout.is_random() != target.is_random() {
             return Err(Error::Redistribution(format!(
-                "table {:?}: only hash-distributed layouts can be redistributed \
-                 (randomly distributed tables are not supported yet)",
+                "table {:?}: a change between hash and random distribution is not \
+                 supported online (a randomly distributed table can change its \
+                 segment count only)",
                 def.name
             )));
         }
