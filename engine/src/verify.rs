@@ -10,9 +10,7 @@
 //! noted), a bad record with valid log after it is.
 
 use crate::catalog::control::{heaps_to_check, Catalog, Control};
-use crate::datadir::{
-    heap_file_name, lock_shared, segment_dir_name, vm_file_name, CONTROL_FILE, WAL_DIR,
-};
+use crate::datadir::{heap_file_name, lock_shared, vm_file_name, CONTROL_FILE, WAL_DIR};
 use crate::error::{Error, Result};
 use crate::storage::page::{Page, PageId, PAGE_BYTES};
 use crate::storage::vm::VisibilityMap;
@@ -94,6 +92,12 @@ fn problem(file: impl Into<String>, what: impl Into<String>) -> Problem {
         offset: None,
         what: what.into(),
     }
+}
+
+/// A path as problems name it: relative to the node's directory when inside it (an
+/// external segment directory is named in full).
+fn shown(dir: &Path, path: &Path) -> String {
+    path.strip_prefix(dir).unwrap_or(path).display().to_string()
 }
 
 /// Checks the data directory `dir`. Fails only if `dir` cannot be read at all, holds
@@ -265,8 +269,11 @@ fn check_segments(
     let mut gone: Vec<&(u16, u32)> = checkpointed.difference(&at_end).collect();
     gone.sort_unstable();
     for (seg, table) in gone {
-        let name = format!("{}/{}", segment_dir_name(*seg), heap_file_name(*table));
-        let path = dir.join(&name);
+        let path = control
+            .catalog
+            .segment_dir(dir, *seg)
+            .join(heap_file_name(*table));
+        let name = shown(dir, &path);
         if !vfs.exists(&path).map_err(|e| Error::io("stat", &path, e))? {
             let mut p = problem(
                 name,
@@ -279,8 +286,8 @@ fn check_segments(
         }
     }
     for seg in &catalog.contents() {
-        let seg_name = segment_dir_name(*seg);
-        let seg_dir = dir.join(&seg_name);
+        let seg_dir = catalog.segment_dir(dir, *seg);
+        let seg_name = shown(dir, &seg_dir);
         if !vfs
             .exists(&seg_dir)
             .map_err(|e| Error::io("stat", &seg_dir, e))?

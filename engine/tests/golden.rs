@@ -205,6 +205,7 @@ fn control_file() {
                 hostname: "h".into(),
                 address: "a".into(),
                 datadir: "d".into(),
+                external: false,
             }],
             tables: vec![TableDef {
                 id: 1,

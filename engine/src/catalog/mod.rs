@@ -56,6 +56,11 @@ pub struct SegmentConfig {
     pub address: String,
     /// Data directory of the segment.
     pub datadir: String,
+    /// True when the segment's files live in `datadir` itself (given when the segment
+    /// was added, e.g. on another disk); false for the node's own `segN` directory
+    /// inside its data directory (then `datadir` is only shown, and a node directory
+    /// that was moved still finds its segments).
+    pub external: bool,
 }
 
 impl SegmentConfig {
@@ -74,14 +79,32 @@ impl SegmentConfig {
             hostname: "localhost".into(),
             address: "localhost".into(),
             datadir,
+            external: false,
+        }
+    }
+
+    /// The directory holding the segment's files, for a node whose data directory is
+    /// `node_dir`.
+    pub fn dir(&self, node_dir: &std::path::Path) -> std::path::PathBuf {
+        if self.external {
+            std::path::PathBuf::from(&self.datadir)
+        } else {
+            node_dir.join(crate::datadir::segment_dir_name(self.content))
         }
     }
 
     /// Encodes into `w`.
     pub fn encode(&self, w: &mut Writer) {
         w.u16(self.dbid).u16(self.content);
-        for c in [self.role, self.preferred_role, self.mode, self.status] {
-            w.u8(u8::try_from(c).unwrap_or(b'?'));
+        for (i, c) in [self.role, self.preferred_role, self.mode, self.status]
+            .into_iter()
+            .enumerate()
+        {
+            let b = u8::try_from(c).unwrap_or(b'?');
+            // The mode byte's high bit marks an external directory (format.md); the
+            // flag bytes were plain lowercase letters before, so old files read as
+            // internal.
+            w.u8(if i == 2 && self.external { b | 0x80 } else { b });
         }
         w.u16(self.port)
             .str16(&self.hostname)
@@ -93,11 +116,21 @@ impl SegmentConfig {
     pub fn decode(r: &mut Reader<'_>) -> Option<Self> {
         let dbid = r.u16()?;
         let content = r.u16()?;
-        let mut flag = || -> Option<char> {
+        let mut flag = |high: &mut bool| -> Option<char> {
             let b = r.u8()?;
+            *high = b & 0x80 != 0;
+            let b = b & 0x7f;
             b.is_ascii_lowercase().then_some(char::from(b))
         };
-        let (role, preferred_role, mode, status) = (flag()?, flag()?, flag()?, flag()?);
+        let (mut h1, mut external, mut h3) = (false, false, false);
+        let role = flag(&mut h1)?;
+        let preferred_role = flag(&mut h3)?;
+        let mode = flag(&mut external)?;
+        let mut h4 = false;
+        let status = flag(&mut h4)?;
+        if h1 || h3 || h4 {
+            return None;
+        }
         Some(Self {
             dbid,
             content,
@@ -109,6 +142,7 @@ impl SegmentConfig {
             hostname: r.str16()?,
             address: r.str16()?,
             datadir: r.str16()?,
+            external,
         })
     }
 }
@@ -478,6 +512,16 @@ impl Catalog {
     /// The table with this id.
     pub fn table(&self, id: u32) -> Option<&TableDef> {
         self.tables.iter().find(|t| t.id == id)
+    }
+
+    /// The directory of segment `content`'s files for a node in `node_dir` (its
+    /// configured directory when external, else `node_dir/segN` — also for a segment
+    /// not in the configuration, such as one retired).
+    pub fn segment_dir(&self, node_dir: &std::path::Path, content: u16) -> std::path::PathBuf {
+        match self.segments.iter().find(|s| s.content == content) {
+            Some(s) => s.dir(node_dir),
+            None => node_dir.join(crate::datadir::segment_dir_name(content)),
+        }
     }
 
     /// The table called `name`.

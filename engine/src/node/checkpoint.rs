@@ -7,7 +7,6 @@ use super::{io, CheckpointStats, Node};
 use crate::catalog::control::{Control, HeapLen, NodeState};
 pub use crate::datadir::CONTROL_FILE;
 use crate::error::{Error, Location, Result};
-use crate::storage::heap::segment_dir_name;
 use crate::vfs::{read_all, replace_file};
 use crate::wal::record::Body;
 use std::sync::atomic::Ordering;
@@ -112,9 +111,9 @@ impl Node {
                 v.dirty = false;
                 v.vm.encode(seg, table)
             };
-            let path = self
-                .dir
-                .join(segment_dir_name(seg))
+            let path = part
+                .heap
+                .seg_dir()
                 .join(crate::storage::vm::vm_file_name(table));
             if let Err(e) = replace_file(&*self.vfs, &path, &bytes) {
                 self.poison.set(&e);

@@ -222,7 +222,18 @@ impl Node {
             }
         }
         let mut report = RecoveryReport::default();
+        // External directories of segments retired by the replayed log: their files go
+        // once the end-of-recovery checkpoint no longer names them.
+        let mut retired_external = Vec::new();
         for rec in scanned.records.iter().filter(|r| r.lsn >= control.redo_lsn) {
+            if let crate::wal::record::Body::RetireSegment { content } = &rec.body {
+                let cat = node.catalog.read();
+                if let Some(cfg) = cat.segments.iter().find(|s| s.content == *content) {
+                    if cfg.external {
+                        retired_external.push((*content, cfg.dir(&node.dir)));
+                    }
+                }
+            }
             node.redo(rec, &mut report)?;
         }
         if let Some(cut) = &scanned.cut {
@@ -257,6 +268,12 @@ impl Node {
         // End-of-recovery checkpoint: makes the recovered state the new starting point.
         node.checkpoint()?;
         node.remove_orphan_files()?;
+        for (content, seg_dir) in retired_external {
+            if node.vfs.exists(&seg_dir).map_err(io("stat", &seg_dir))? {
+                log::info!("removing the files of retired segment {content}");
+                node.remove_segment_files(&seg_dir, content)?;
+            }
+        }
         node.datadir.end_create()?;
         let node = Arc::new(node);
         node.start_flusher();
@@ -328,10 +345,18 @@ pub(super) fn check_heap_lengths(
         .iter()
         .filter(|r| r.lsn >= control.redo_lsn)
         .map(|r| &r.body);
+    // Segment directories: the checkpoint's configuration and segments added since.
+    let mut catalog = control.catalog.clone();
+    for r in records.iter().filter(|r| r.lsn >= control.redo_lsn) {
+        if let crate::wal::record::Body::CreateSegment { config } = &r.body {
+            catalog.put_segment(config.clone());
+        }
+    }
     for h in crate::catalog::control::heaps_to_check(&control.heaps, since_redo) {
-        let rel = Path::new(&segment_dir_name(h.segment))
+        let path = catalog
+            .segment_dir(dir, h.segment)
             .join(crate::storage::heap::heap_file_name(h.table));
-        let path = dir.join(&rel);
+        let rel = path.strip_prefix(dir).unwrap_or(&path).to_path_buf();
         let location = Location {
             segment: Some(h.segment),
             table: Some(h.table),

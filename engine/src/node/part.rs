@@ -7,7 +7,7 @@ use super::{io, Node};
 use crate::catalog::TableDef;
 use crate::error::{Error, Result};
 use crate::lock::{rank, Condvar, Mutex, RwLock};
-use crate::storage::heap::{segment_dir_name, Heap};
+use crate::storage::heap::Heap;
 use crate::storage::heapwalk;
 use crate::storage::index::KeyedIndex;
 use crate::storage::page::Page;
@@ -16,7 +16,6 @@ use crate::storage::vm::VisibilityMap;
 use crate::vfs::read_all;
 use std::collections::HashMap;
 use std::ops::ControlFlow;
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -214,8 +213,8 @@ impl Node {
     pub(super) fn load_vm(&self, table: &TableRt, part: &Part) -> Result<bool> {
         let heap = &part.heap;
         let (seg, id) = (heap.segment(), heap.table());
-        let rel = Path::new(&segment_dir_name(seg)).join(crate::storage::vm::vm_file_name(id));
-        let path = self.dir.join(&rel);
+        let path = heap.seg_dir().join(crate::storage::vm::vm_file_name(id));
+        let rel = path.strip_prefix(&self.dir).unwrap_or(&path).to_path_buf();
         let loaded = match self.vfs.open(&path, false) {
             Ok(f) => {
                 let bytes = read_all(&*f).map_err(io("read", &path))?;

@@ -45,6 +45,96 @@ impl Node {
         Ok(content)
     }
 
+    /// Adds an empty primary segment with the given configuration row (gpexpand's input
+    /// file: host, address, port, data directory, dbid, content id), online, like
+    /// [`Node::add_new_segment`]. Its content id must be one past the highest and its
+    /// dbid unused. A `datadir` other than the node's own `segN` directory is honoured:
+    /// the segment's files live there (another disk, say). It must be an absolute path
+    /// outside the node's data directory and outside every other segment's directory,
+    /// and must not exist or be an empty directory. The configuration row is logged and
+    /// synced before the directory is made, so recovery makes it again after a crash.
+    pub fn add_segment_with(&self, mut config: SegmentConfig) -> Result<u16> {
+        let bad = |m: String| Err(Error::InvalidArgument(m));
+        let next = self.segments().iter().map(|s| s + 1).max().unwrap_or(0);
+        if config.content != next {
+            return bad(format!(
+                "content id {} is not the next one ({next})",
+                config.content
+            ));
+        }
+        if config.content >= SEGMENTS_MAX {
+            return Err(Error::LimitExceeded(format!(
+                "a node holds at most {SEGMENTS_MAX} segments"
+            )));
+        }
+        if config.role != 'p' || config.preferred_role != 'p' {
+            return bad("this node runs primary segments only (no mirrors)".into());
+        }
+        for (what, v) in [
+            ("hostname", &config.hostname),
+            ("address", &config.address),
+            ("datadir", &config.datadir),
+        ] {
+            if v.is_empty() || v.len() > crate::catalog::CONFIG_STRING_BYTES_MAX {
+                return bad(format!(
+                    "{what} must be 1..={} bytes",
+                    crate::catalog::CONFIG_STRING_BYTES_MAX
+                ));
+            }
+        }
+        let default = self.dir.join(segment_dir_name(config.content));
+        let path = std::path::PathBuf::from(&config.datadir);
+        config.external = path != default;
+        if config.external {
+            if !path.is_absolute() {
+                return bad(format!(
+                    "data directory {} must be an absolute path",
+                    config.datadir
+                ));
+            }
+            if path.starts_with(&self.dir) || self.dir.starts_with(&path) {
+                return bad(format!(
+                    "data directory {} is inside the node's data directory {} (or holds it); \
+                     give a directory outside it, or {} for the node's own",
+                    config.datadir,
+                    self.dir.display(),
+                    default.display()
+                ));
+            }
+            let cat = self.catalog.read();
+            if let Some(s) = cat.segments.iter().find(|s| {
+                let d = s.dir(&self.dir);
+                path.starts_with(&d) || d.starts_with(&path)
+            }) {
+                return bad(format!(
+                    "data directory {} overlaps segment {}'s ({})",
+                    config.datadir,
+                    s.content,
+                    s.dir(&self.dir).display()
+                ));
+            }
+            drop(cat);
+            if self.vfs.exists(&path).map_err(io("stat", &path))?
+                && !self
+                    .vfs
+                    .list_dir(&path)
+                    .map_err(io("list", &path))?
+                    .is_empty()
+            {
+                return bad(format!(
+                    "data directory {} exists and is not empty",
+                    config.datadir
+                ));
+            }
+        }
+        if self.catalog.read().segments.iter().any(|s| s.dbid == config.dbid) {
+            return bad(format!("dbid {} is in use", config.dbid));
+        }
+        let content = config.content;
+        self.add_segment(config)?;
+        Ok(content)
+    }
+
     pub(super) fn add_segment(&self, config: SegmentConfig) -> Result<()> {
         self.log_ddl(&Body::CreateSegment {
             config: config.clone(),
@@ -54,11 +144,12 @@ impl Node {
 
     pub(super) fn apply_create_segment(&self, config: SegmentConfig) -> Result<()> {
         let segment = config.content;
-        let path = self.dir.join(segment_dir_name(segment));
+        let path = config.dir(&self.dir);
         self.vfs.create_dir_all(&path).map_err(io("mkdir", &path))?;
+        let parent = path.parent().unwrap_or(&self.dir).to_path_buf();
         self.vfs
-            .sync_dir(&self.dir)
-            .map_err(io("fsync dir", &self.dir))?;
+            .sync_dir(&parent)
+            .map_err(io("fsync dir", &parent))?;
         let tables: Vec<u32> = {
             let mut cat = self.catalog.write();
             cat.put_segment(config);
@@ -165,8 +256,8 @@ impl Node {
         if self.part(segment, table).is_ok() {
             return Ok(());
         }
-        let seg_dir = self.dir.join(segment_dir_name(segment));
         let part = self.open_part(segment, table, true)?;
+        let seg_dir = part.heap.seg_dir().to_path_buf();
         let vm_path = seg_dir.join(crate::storage::vm::vm_file_name(table));
         let bytes = part.vm.lock().vm.encode(segment, table);
         replace_file(&*self.vfs, &vm_path, &bytes)?;
@@ -177,9 +268,11 @@ impl Node {
 
     pub(super) fn open_part(&self, segment: u16, table: u32, create: bool) -> Result<Arc<Part>> {
         let rt = self.table_rt(table)?;
+        let seg_dir = self.segment_dir(segment);
         let heap = Arc::new(Heap::open(
             &*self.vfs,
             &self.dir,
+            &seg_dir,
             segment,
             table,
             create,
@@ -205,7 +298,13 @@ impl Node {
     /// Deletes a retired segment's files — only the names the engine makes there — and
     /// its directory when that left it empty (anything else stays, with a warning).
     pub(crate) fn remove_segment_dir(&self, content: u16) -> Result<()> {
-        let seg_dir = self.dir.join(segment_dir_name(content));
+        self.remove_segment_files(&self.dir.join(segment_dir_name(content)), content)
+    }
+
+    /// [`Node::remove_segment_dir`] for the segment directory `seg_dir` (an external
+    /// one, say).
+    pub(crate) fn remove_segment_files(&self, seg_dir: &std::path::Path, content: u16) -> Result<()> {
+        let seg_dir = seg_dir.to_path_buf();
         let mut left = Vec::new();
         for name in self.vfs.list_dir(&seg_dir).map_err(io("list", &seg_dir))? {
             if crate::datadir::parse_part_file(&name).is_some() {
@@ -230,9 +329,15 @@ impl Node {
         self.vfs
             .remove_dir(&seg_dir)
             .map_err(io("rmdir", &seg_dir))?;
+        let parent = seg_dir.parent().unwrap_or(&self.dir).to_path_buf();
         self.vfs
-            .sync_dir(&self.dir)
-            .map_err(io("fsync dir", &self.dir))
+            .sync_dir(&parent)
+            .map_err(io("fsync dir", &parent))
+    }
+
+    /// The directory of segment `content`'s files.
+    pub(crate) fn segment_dir(&self, content: u16) -> std::path::PathBuf {
+        self.catalog.read().segment_dir(&self.dir, content)
     }
 
     /// Removes heap and VM files of tables that are not in the catalog (left by a crash
@@ -257,7 +362,7 @@ impl Node {
             self.catalog.read().tables.iter().map(|t| t.id).collect();
         let next_table = self.next_table.load(Ordering::Acquire);
         for seg in self.segments() {
-            let seg_dir = self.dir.join(segment_dir_name(seg));
+            let seg_dir = self.segment_dir(seg);
             let mut removed = false;
             for name in self.vfs.list_dir(&seg_dir).map_err(io("list", &seg_dir))? {
                 let id = crate::datadir::parse_part_file(&name);

@@ -122,6 +122,7 @@ impl Node {
                 )));
             }
         }
+        let seg_dir = self.segment_dir(content);
         {
             // Every table's statements are held off while the segment goes.
             let _ddls: Vec<_> = rts.iter().map(|rt| rt.ddl.write()).collect();
@@ -132,7 +133,7 @@ impl Node {
         // files can go; a crash before that replays the retirement, one after leaves a
         // directory that the next open removes.
         self.checkpoint()?;
-        self.remove_segment_dir(content)?;
+        self.remove_segment_files(&seg_dir, content)?;
         Ok(content)
     }
 }

@@ -57,6 +57,7 @@ pub struct Heap {
     segment: u16,
     table: u32,
     rel_path: PathBuf,
+    seg_dir: PathBuf,
     file: Arc<dyn VFile>,
     pages: RwLock<IntMap<u32, Arc<CachedPage>>, rank::PageCache>,
     nblocks: AtomicU32,
@@ -82,17 +83,20 @@ impl Heap {
         self.fsm.lock()
     }
 
-    /// Opens (or, with `create`, creates empty) the heap file of `table` on `segment`.
+    /// Opens (or, with `create`, creates empty) the heap file of `table` on `segment`,
+    /// whose files are in `seg_dir` (`node_dir/segN`, or an external directory). Paths
+    /// in errors are relative to `node_dir` when inside it, else absolute.
     pub fn open(
         vfs: &dyn Vfs,
-        data_dir: &Path,
+        node_dir: &Path,
+        seg_dir: &Path,
         segment: u16,
         table: u32,
         create: bool,
         cache_pages_max: usize,
     ) -> Result<Self> {
-        let rel_path = Path::new(&segment_dir_name(segment)).join(heap_file_name(table));
-        let path = data_dir.join(&rel_path);
+        let path = seg_dir.join(heap_file_name(table));
+        let rel_path = path.strip_prefix(node_dir).unwrap_or(&path).to_path_buf();
         let file = vfs.open(&path, create).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 Error::corrupt(
@@ -118,6 +122,7 @@ impl Heap {
             segment,
             table,
             rel_path,
+            seg_dir: seg_dir.to_path_buf(),
             file,
             pages: RwLock::new(IntMap::default()),
             nblocks: AtomicU32::new(nblocks),
@@ -145,6 +150,11 @@ impl Heap {
     /// Path relative to the data directory.
     pub fn rel_path(&self) -> &Path {
         &self.rel_path
+    }
+
+    /// The directory of the heap's segment (`seg_dir` at open).
+    pub fn seg_dir(&self) -> &Path {
+        &self.seg_dir
     }
 
     /// Where block `block` is, for a corruption error.

@@ -220,9 +220,7 @@ impl Node {
         let parts: Vec<Arc<Part>> = rt.parts.read().values().cloned().collect();
         for part in parts {
             let heap = part.heap();
-            let seg_dir = self
-                .dir()
-                .join(crate::storage::heap::segment_dir_name(heap.segment()));
+            let seg_dir = heap.seg_dir().to_path_buf();
             for file in [
                 crate::storage::heap::heap_file_name(rt.id),
                 crate::storage::vm::vm_file_name(rt.id),
