@@ -226,6 +226,9 @@ pub(crate) fn set(s: &mut Session, set: &ast::Set) -> SqlResult<Output> {
             if name == ROWS_PER_S_SETTING {
                 rows_per_s(&value)?;
             }
+            if name == DEADLINE_SETTING {
+                deadline(&value)?;
+            }
             if name == "default_transaction_isolation" || name == "transaction_isolation" {
                 let v = value.to_lowercase();
                 if !matches!(
@@ -281,6 +284,29 @@ pub(crate) fn show(s: &mut Session, variable: &[ast::Ident]) -> SqlResult<Output
 /// second; `0` or `unlimited`: no throttle).
 pub(crate) const ROWS_PER_S_SETTING: &str = "segexpand.redistribute_rows_per_second";
 
+/// The session setting that stops this session's redistributions at a time (UTC,
+/// `YYYY-MM-DD hh:mm:ss`; empty or `none`: no deadline) after the batches in flight,
+/// keeping their work: gpexpand's `-d`/`-e`.
+pub(crate) const DEADLINE_SETTING: &str = "segexpand.redistribute_deadline";
+
+/// Parses [`DEADLINE_SETTING`]'s value into microseconds since 2000-01-01 UTC.
+fn deadline(v: &str) -> SqlResult<Option<i64>> {
+    let v = v.trim();
+    if v.is_empty() || v.eq_ignore_ascii_case("none") {
+        return Ok(None);
+    }
+    match crate::value::from_text(segexpand_engine::Type::Timestamp, v) {
+        Ok(segexpand_engine::Value::Timestamp(t)) => Ok(Some(t)),
+        _ => Err(SqlError::new(
+            "22023",
+            format!(
+                "invalid value for parameter \"{DEADLINE_SETTING}\": \"{v}\" (a UTC time \
+                 YYYY-MM-DD hh:mm:ss, or none)"
+            ),
+        )),
+    }
+}
+
 /// Parses [`ROWS_PER_S_SETTING`]'s value (22023 if it is not a number in range).
 fn rows_per_s(v: &str) -> SqlResult<Option<f64>> {
     let v = v.trim();
@@ -300,7 +326,7 @@ fn rows_per_s(v: &str) -> SqlResult<Option<f64>> {
     }
 }
 
-fn redistribute(s: &mut Session, table: &str, target: Layout) -> SqlResult<Output> {
+pub(crate) fn redistribute(s: &mut Session, table: &str, target: Layout) -> SqlResult<Output> {
     if s.status != crate::TxnStatus::Idle {
         return Err(SqlError::new(
             "25001",
@@ -313,6 +339,10 @@ fn redistribute(s: &mut Session, table: &str, target: Layout) -> SqlResult<Outpu
             None => None,
         },
         ..Options::default()
+    };
+    let deadline = match s.settings.get(DEADLINE_SETTING) {
+        Some(v) => deadline(v)?,
+        None => None,
     };
     let def = s
         .node
@@ -351,17 +381,39 @@ fn redistribute(s: &mut Session, table: &str, target: Layout) -> SqlResult<Outpu
             ))
         }
     };
+    // What the phase had finished before this statement (a resumed run's blocks that
+    // are not visited again).
+    let before = s.node.redistribution_progress(table).ok().flatten();
+    let done_before = before.map_or(0, |p| p.blocks_done);
+    let phase_blocks = before.map_or(0, |p| p.blocks_total);
+    crate::admin::run_started(
+        s,
+        table,
+        if phase_blocks == 0 {
+            0.0
+        } else {
+            done_before as f64 / phase_blocks as f64
+        },
+    );
     // A cancel request cancels the redistribution online: the mover takes the moved
     // rows back, the table flips back to its old layout, and the statement fails with
-    // 57014. Other sessions read and write throughout.
+    // 57014. A deadline (gpexpand's -d/-e) stops it after the batches in flight: the
+    // work done stays, and the statement that asks for the same target resumes it.
+    // Other sessions read and write throughout.
     let handle = r.handle();
     let flag = s.cancel_flag();
     let done = std::sync::atomic::AtomicBool::new(false);
+    let stopped_at_deadline = std::sync::atomic::AtomicBool::new(false);
     let outcome = std::thread::scope(|scope| {
         scope.spawn(|| {
             while !done.load(std::sync::atomic::Ordering::Acquire) {
                 if flag.load(std::sync::atomic::Ordering::Acquire) {
                     handle.cancel();
+                    return;
+                }
+                if deadline.is_some_and(|d| crate::now_micros() >= d) {
+                    stopped_at_deadline.store(true, std::sync::atomic::Ordering::Release);
+                    handle.stop();
                     return;
                 }
                 std::thread::sleep(std::time::Duration::from_millis(5));
@@ -370,9 +422,31 @@ fn redistribute(s: &mut Session, table: &str, target: Layout) -> SqlResult<Outpu
         let outcome = r.run();
         done.store(true, std::sync::atomic::Ordering::Release);
         outcome
-    })?;
+    });
+    crate::admin::run_ended(s, table);
+    let outcome = outcome?;
+    let c = outcome.progress.counts;
+    let counts = format!(
+        "moved {} rows ({} bytes) and kept {} in place; {} of the phase's {} blocks were \
+         already done before this statement",
+        c.rows_moved, c.bytes_moved, c.rows_flipped, done_before, phase_blocks
+    );
     match outcome.finish {
-        Finish::Flipped => Ok(Output::Command("ALTER TABLE".into())),
+        Finish::Flipped => {
+            s.notices
+                .push(format!("redistributed \"{table}\": {counts}"));
+            Ok(Output::Command("ALTER TABLE".into()))
+        }
+        Finish::Stopped if stopped_at_deadline.load(std::sync::atomic::Ordering::Acquire) => {
+            let now = s.node.redistribution_progress(table).ok().flatten();
+            s.notices.push(format!(
+                "redistribution of \"{table}\" stopped at the deadline with {} of {} blocks \
+                 done ({counts}); the statement that asks for the same layout resumes it",
+                now.map_or(0, |p| p.blocks_done),
+                now.map_or(0, |p| p.blocks_total),
+            ));
+            Ok(Output::Command("ALTER TABLE".into()))
+        }
         Finish::Cancelled => Err(SqlError {
             detail: Some(format!(
                 "The redistribution was cancelled; table \"{table}\" is whole on its old layout."

@@ -12,6 +12,7 @@ pub mod eval;
 pub mod expr;
 pub mod value;
 
+mod admin;
 mod array;
 mod catalog;
 mod compile;
@@ -19,6 +20,7 @@ mod copy;
 mod ddl;
 mod dml;
 mod prepared;
+mod progress;
 pub(crate) use prepared::PlanSlot;
 pub use prepared::Prepared;
 mod names;
@@ -372,6 +374,8 @@ impl Session {
             split::Piece::SetDistributed(t, d) => ddl::set_distributed(self, &t, d),
             split::Piece::Copy { table, columns, to } => copy::start(self, &table, &columns, to),
             split::Piece::AddSegments(n) => ddl::add_segments(self, n),
+            split::Piece::Admin(f, args) => admin::call(self, &f, &args),
+            split::Piece::Shrink(t, n) => admin::shrink(self, &t, n),
             split::Piece::BackendPid => Ok(one_value(
                 "pg_backend_pid",
                 Type::Int4,
@@ -574,7 +578,7 @@ fn parse_message(m: &str) -> String {
     format!("syntax error: {m}")
 }
 
-fn now_micros() -> i64 {
+pub(crate) fn now_micros() -> i64 {
     let d = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();

@@ -40,6 +40,12 @@ pub enum Piece {
     Vacuum(Vec<String>),
     /// `SELECT segexpand_add_segments(n)`: adds `n` empty segments to the node, online.
     AddSegments(i64),
+    /// `SELECT f(literal, …)` of one of the operator functions in [`ADMIN_FUNCTIONS`]
+    /// (their arguments are literals: strings and integers).
+    Admin(String, Vec<Literal>),
+    /// `ALTER TABLE t SHRINK TABLE TO n` (Cloudberry's gpshrink): redistribute `t` onto
+    /// segments `0..n`.
+    Shrink(String, i64),
     /// `SELECT pg_backend_pid()`.
     BackendPid,
     /// `SELECT pg_cancel_backend(pid)`.
@@ -53,6 +59,38 @@ pub enum Piece {
         /// TO STDOUT (else FROM STDIN).
         to: bool,
     },
+}
+
+/// Operator functions run as statements of their own (they change the segment
+/// configuration, which no transaction can undo): `SELECT f(args)`.
+pub const ADMIN_FUNCTIONS: &[&str] = &["segexpand_add_segment", "segexpand_retire_segments"];
+
+/// A literal argument of an operator function.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Literal {
+    /// `'text'`.
+    Text(String),
+    /// An integer.
+    Int(i64),
+}
+
+/// The literals between `(` and `)` of `toks` (which start at the `(`), comma-separated.
+fn literal_args(toks: &[&Token]) -> Option<Vec<Literal>> {
+    let (Some(Token::LParen), Some(Token::RParen)) = (toks.first(), toks.last()) else {
+        return None;
+    };
+    let inner = toks.get(1..toks.len() - 1)?;
+    let mut out = Vec::new();
+    for arg in inner.split(|t| matches!(t, Token::Comma)) {
+        out.push(match arg {
+            [] if inner.is_empty() => break,
+            [Token::SingleQuotedString(s)] => Literal::Text(s.clone()),
+            [Token::Number(n, _)] => Literal::Int(n.parse().ok()?),
+            [Token::Minus, Token::Number(n, _)] => Literal::Int(-n.parse::<i64>().ok()?),
+            _ => return None,
+        });
+    }
+    Some(out)
 }
 
 fn word(t: &Token) -> Option<String> {
@@ -260,6 +298,15 @@ fn piece(tokens: Vec<Token>) -> SqlResult<Option<Piece>> {
                 )),
             };
         }
+        Some("select") if w(1).is_some_and(|f| ADMIN_FUNCTIONS.contains(&f.as_str())) => {
+            let f = w(1).unwrap_or_default();
+            return match literal_args(toks.get(2..).unwrap_or_default()) {
+                Some(args) => Ok(Some(Piece::Admin(f, args))),
+                None => Err(SqlError::syntax(format!(
+                    "{f} takes literal arguments: SELECT {f}('text', 1, …)"
+                ))),
+            };
+        }
         Some("select") if w(1).as_deref() == Some("pg_backend_pid") => {
             if let (Some(Token::LParen), Some(Token::RParen), 4) =
                 (toks.get(2), toks.get(3), toks.len())
@@ -289,6 +336,17 @@ fn piece(tokens: Vec<Token>) -> SqlResult<Option<Piece>> {
                 match (w(i + 1).as_deref(), w(i + 2).as_deref()) {
                     (Some("expand"), Some("table")) if toks.len() == i + 3 => {
                         return Ok(Some(Piece::Expand(name)));
+                    }
+                    (Some("shrink"), Some("table")) => {
+                        return match (w(i + 3).as_deref(), toks.get(i + 4), toks.len()) {
+                            (Some("to"), Some(Token::Number(n, _)), k) if k == i + 5 => n
+                                .parse::<i64>()
+                                .map(|n| Some(Piece::Shrink(name, n)))
+                                .map_err(|_| SqlError::new("22003", "integer out of range")),
+                            _ => Err(SqlError::syntax(
+                                "expected ALTER TABLE t SHRINK TABLE TO n (segments)",
+                            )),
+                        };
                     }
                     (Some("set"), Some("distributed")) => {
                         let rest = toks.get(i + 3..).unwrap_or_default();

@@ -214,3 +214,16 @@ impl Node {
 }
 
 impl Node {}
+
+/// How far a redistribution is ([`Node::redistribution_progress`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PhaseProgress {
+    /// Segments of the target layout.
+    pub target_segments: u16,
+    /// True while a cancel takes the moved rows back.
+    pub cancelling: bool,
+    /// Blocks of the phase: every heap block that existed when it began.
+    pub blocks_total: u64,
+    /// Of those, the blocks finished (their VM bit set).
+    pub blocks_done: u64,
+}

@@ -2,7 +2,7 @@
 //! logged, VMs reset, target indexes built and sized), cancel, flip, and the cleanup
 //! after a flip; and the work list the mover has left.
 
-use super::{GateOptions, TransitionReport};
+use super::{GateOptions, PhaseProgress, TransitionReport};
 
 use crate::catalog::{Layout, Redistribution, TableDef};
 use crate::error::{Error, Result};
@@ -172,6 +172,45 @@ impl Node {
         let def = rt.def.read().clone();
         let r = Self::redistributing(&def)?;
         Ok(Self::work_of(&rt, r))
+    }
+
+    /// How far a table's redistribution is (`None` when the table is stable): the blocks
+    /// of the phase and how many are finished (VM bit set). Cheap: it counts bits, so a
+    /// status query may call it often.
+    pub fn redistribution_progress(&self, table: &str) -> Result<Option<PhaseProgress>> {
+        let rt = self.table_rt_by_name(table)?;
+        let def = rt.def.read().clone();
+        let Some(r) = &def.redistribution else {
+            return Ok(None);
+        };
+        let parts = rt.parts.read();
+        let (mut total, mut done) = (0u64, 0u64);
+        for (seg, n) in r.start_blocks.iter().enumerate() {
+            let Some(part) = parts.get(&(seg as u16)) else {
+                continue;
+            };
+            let n = (*n).min(part.heap().nblocks());
+            let v = part.vm.lock();
+            total += u64::from(n);
+            done += v.vm.bits.range(0..n).len() as u64;
+        }
+        Ok(Some(PhaseProgress {
+            target_segments: r.target.segments,
+            cancelling: r.cancelling,
+            blocks_total: total,
+            blocks_done: done,
+        }))
+    }
+
+    /// Bytes of a table's heap files over every segment that holds them (gpexpand's
+    /// `source_bytes`).
+    pub fn table_bytes(&self, table: &str) -> Result<u64> {
+        let rt = self.table_rt_by_name(table)?;
+        let parts = rt.parts.read();
+        Ok(parts
+            .values()
+            .map(|p| u64::from(p.heap().nblocks()) * crate::storage::page::PAGE_BYTES as u64)
+            .sum())
     }
 
     pub(super) fn work_of(rt: &TableRt, r: &Redistribution) -> Vec<(u16, u32)> {

@@ -328,6 +328,17 @@ fn table_source(
             return Ok((Kind::Rows(rows), cols, "pg_catalog".into()));
         }
     }
+    // The operator workflow's progress views, while their schema's tables exist.
+    if let Some(w) = schema
+        .as_deref()
+        .and_then(|sch| crate::progress::Workflow::of_view(sch, table))
+    {
+        let detail = format!("{}.status_detail", schema.as_deref().unwrap_or_default());
+        if s.node.table_id(&detail).is_some() {
+            let (cols, rows) = crate::progress::view(s, w)?;
+            return Ok((Kind::Rows(rows), cols, schema.unwrap_or_default()));
+        }
+    }
     if !matches!(schema.as_deref(), None | Some("public")) {
         let full = format!("{}.{table}", schema.unwrap_or_default());
         return Err(SqlError::undefined_table(&full));
