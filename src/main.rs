@@ -3,12 +3,16 @@
 //! - `segexpand demo` — the main job, on an embedded default data directory
 //!   (`./segexpand-data`).
 //! - `segexpand serve [--dir D] [--port P] …` — SQL over the PostgreSQL wire protocol.
+//! - `segexpand gpexpand [-i FILE] [-n N] [-d H:M:S] …` / `segexpand gpshrink -i FILE …`
+//!   — the operator's workflow, as a client of a running `serve`.
 //! - `segexpand verify --dir D` — check every page, WAL record, VM file and the control
 //!   file of a data directory; exit 0 when clean, 1 with one line per problem otherwise.
 
 mod demo;
+mod gpexpand;
 mod out;
 mod serve;
+mod wire;
 
 use clap::{Parser, Subcommand};
 use segexpand_engine::vfs::RealVfs;
@@ -35,6 +39,14 @@ enum Cmd {
     Demo(demo::DemoArgs),
     /// Serve SQL over the PostgreSQL wire protocol (psql, pgbench) on a data directory.
     Serve(serve::ServeArgs),
+    /// Greenplum's gpexpand against a running `segexpand serve`: add segments (input
+    /// file or interview), then redistribute every table online, in rank order.
+    #[command(disable_help_flag = true)]
+    Gpexpand(gpexpand::ExpandArgs),
+    /// Cloudberry's gpshrink: move every table off the highest segments online, then
+    /// retire them (input file: the segments to remove).
+    #[command(disable_help_flag = true)]
+    Gpshrink(gpexpand::ExpandArgs),
     /// Verify a data directory: page checksums, WAL records, VM files, control file.
     Verify {
         /// The data directory.
@@ -73,6 +85,8 @@ fn main() -> ExitCode {
             }
         },
         Cmd::Serve(args) => serve::run(&args),
+        Cmd::Gpexpand(args) => gpexpand::run(gpexpand::Workflow::Expand, &args),
+        Cmd::Gpshrink(args) => gpexpand::run(gpexpand::Workflow::Shrink, &args),
         Cmd::Verify { dir } => verify(&dir),
     }
 }

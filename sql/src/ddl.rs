@@ -284,6 +284,10 @@ pub(crate) fn show(s: &mut Session, variable: &[ast::Ident]) -> SqlResult<Output
 /// second; `0` or `unlimited`: no throttle).
 pub(crate) const ROWS_PER_S_SETTING: &str = "segexpand.redistribute_rows_per_second";
 
+/// The session setting that makes this session's redistributions run offline, the
+/// gpexpand way (`on`): the table is locked and every row rewritten.
+pub(crate) const OFFLINE_SETTING: &str = "segexpand.redistribute_offline";
+
 /// The session setting that stops this session's redistributions at a time (UTC,
 /// `YYYY-MM-DD hh:mm:ss`; empty or `none`: no deadline) after the batches in flight,
 /// keeping their work: gpexpand's `-d`/`-e`.
@@ -348,6 +352,23 @@ pub(crate) fn redistribute(s: &mut Session, table: &str, target: Layout) -> SqlR
         .node
         .table_def(table)
         .map_err(|_| SqlError::undefined_table(table))?;
+    // The gpexpand way, for comparison: the table locked (SELECT too) and rewritten.
+    if def.redistribution.is_none()
+        && s.settings
+            .get(OFFLINE_SETTING)
+            .is_some_and(|v| matches!(v.to_lowercase().as_str(), "on" | "true" | "1"))
+    {
+        let rep = s.node.redistribute_offline(
+            table,
+            target,
+            &segexpand_engine::redistribute::BatchLimits::default(),
+        )?;
+        s.notices.push(format!(
+            "redistributed \"{table}\" offline (locked and rewritten): moved {} rows",
+            rep.counts.rows_moved
+        ));
+        return Ok(Output::Command("ALTER TABLE".into()));
+    }
     // A redistribution left by a crash (or a stopped run) is resumed by the statement
     // that asks for its target, and a cancelled one is finished before a new one starts.
     let r = match &def.redistribution {
