@@ -446,3 +446,64 @@ fn psql_describes_tables_columns_and_databases_through_pg_catalog() {
     let (out, err) = srv.psql("\\d nosuch\n");
     assert_eq!((out.trim(), err.contains("ERROR")), ("", false), "{err}");
 }
+
+#[test]
+fn psql_lists_and_describes_a_schema_and_updates_its_tables() {
+    let srv = Server::start();
+    let (_, err) = srv.psql(
+        "create table t (a int, b text) distributed by (a);\n\
+         create schema gpexpand;\n\
+         create table gpexpand.status (status text, updated timestamp);\n\
+         create table gpexpand.status_detail (dbname text, fq_name text primary key, \
+         rank int, status text) distributed by (fq_name);\n\
+         insert into t values (1, 'public');\n\
+         insert into gpexpand.status_detail values ('segexpand', 'public.t', 2, 'NOT STARTED');\n\
+         update gpexpand.status_detail set rank = 1 where fq_name = 'public.t';\n",
+    );
+    assert!(!err.contains("ERROR"), "{err}");
+    let (out, err) = srv.psql("\\dn\n\\dt\n\\dt gpexpand.*\n\\d gpexpand.status_detail\n");
+    assert!(!err.contains("ERROR"), "{err}");
+    let lines: Vec<&str> = out.lines().map(str::trim_end).collect();
+    let has = |want: &str| assert!(lines.contains(&want), "no line {want:?} in:\n{out}");
+    // \dn: the new schema beside public.
+    has(" gpexpand | tester");
+    has(" public   | tester");
+    // \dt: public's tables only (the schema is off the search path); \dt gpexpand.*.
+    has(" public | t    | table | tester");
+    has(" gpexpand | status        | table | tester");
+    has(" gpexpand | status_detail | table | tester");
+    // \d gpexpand.status_detail: the columns and the key, named PostgreSQL's way.
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.trim() == "Table \"gpexpand.status_detail\""),
+        "{out}"
+    );
+    has(" fq_name | text    |           | not null |");
+    has(" rank    | integer |           |          |");
+    has("    \"status_detail_pkey\" PRIMARY KEY, btree (fq_name)");
+    assert_eq!(
+        srv.query("select fq_name, rank from gpexpand.status_detail"),
+        "public.t|1"
+    );
+    // Errors with PostgreSQL's SQLSTATEs; DROP SCHEMA … CASCADE with its notice.
+    let (_, err) = srv.psql("create table nosuch.t (a int);\ndrop schema gpexpand;\n");
+    assert!(
+        err.contains("ERROR:  3F000: schema \"nosuch\" does not exist"),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "ERROR:  2BP01: cannot drop schema gpexpand because other objects depend on it"
+        ),
+        "{err}"
+    );
+    let (_, err) = srv.psql("drop schema gpexpand cascade;\n");
+    assert!(
+        err.contains("NOTICE:  00000: drop cascades to 2 other objects"),
+        "{err}"
+    );
+    let (out, _) = srv.psql("\\dn\n");
+    assert!(!out.contains("gpexpand"), "{out}");
+    assert_eq!(srv.query("select b from t"), "public");
+}

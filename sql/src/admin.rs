@@ -145,7 +145,8 @@ pub(crate) fn call(s: &mut Session, f: &str, args: &[Literal]) -> SqlResult<Outp
 }
 
 /// `ALTER TABLE t SHRINK TABLE TO n`: redistributes `t` onto segments `0..n`, online.
-pub(crate) fn shrink(s: &mut Session, table: &str, n: i64) -> SqlResult<Output> {
+pub(crate) fn shrink(s: &mut Session, table: &crate::schema::RelName, n: i64) -> SqlResult<Output> {
+    let table = &crate::schema::table(s, table, crate::schema::Missing::SchemaFirst)?.engine;
     let def = s
         .node
         .table_def(table)

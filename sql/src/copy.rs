@@ -5,18 +5,21 @@
 
 use crate::dml::{assign, table_def};
 use crate::error::{SqlError, SqlResult};
+use crate::schema::{self, Missing, RelName};
 use crate::value::to_text;
 use crate::{Output, Session};
 use segexpand_engine::{ScanOptions, Txn, Type, Value};
 
-/// Starts a COPY: FROM STDIN answers [`Output::CopyIn`]; TO STDOUT returns the data.
+/// Starts a COPY: FROM STDIN answers [`Output::CopyIn`] (naming the engine's table);
+/// TO STDOUT returns the data.
 pub(crate) fn start(
     s: &mut Session,
-    table: &str,
+    table: &RelName,
     columns: &[String],
     to: bool,
 ) -> SqlResult<Output> {
-    let (table, cols) = columns_of(s, table, columns)?;
+    let table = schema::table(s, table, Missing::SchemaFirst)?.engine;
+    let (table, cols) = columns_of(s, &table, columns)?;
     if !to {
         return Ok(Output::CopyIn {
             table,

@@ -7,7 +7,8 @@
 
 use crate::defaults;
 use crate::error::{SqlError, SqlResult};
-use crate::expr::{ident, object_name, sql_type};
+use crate::expr::{ident, sql_type};
+use crate::schema::{self, Lookup, Missing, RelName};
 use crate::split::Distribution;
 use crate::{Output, Session};
 use segexpand_engine::{Layout, TableSpec};
@@ -19,7 +20,8 @@ pub(crate) fn create_table(
     ct: &ast::CreateTable,
     distribution: Option<Distribution>,
 ) -> SqlResult<Output> {
-    let name = object_name(&ct.name);
+    let target = schema::ddl::create_target(s, &RelName::of(&ct.name)?)?;
+    let name = target.engine.clone();
     if ct.query.is_some() || ct.like.is_some() {
         return Err(SqlError::unsupported(
             "CREATE TABLE AS / LIKE is not supported",
@@ -36,14 +38,15 @@ pub(crate) fn create_table(
         keys.push(key_constraint(c)?);
     }
     if s.node.table_id(&name).is_some() {
+        let bare = &target.name;
         if ct.if_not_exists {
             s.notices
-                .push(format!("relation \"{name}\" already exists, skipping"));
+                .push(format!("relation \"{bare}\" already exists, skipping"));
             return Ok(Output::Command("CREATE TABLE".into()));
         }
         return Err(SqlError::new(
             "42P07",
-            format!("relation \"{name}\" already exists"),
+            format!("relation \"{bare}\" already exists"),
         ));
     }
     if ct.columns.is_empty() {
@@ -87,8 +90,18 @@ pub(crate) fn create_table(
         }
         names.push(cname);
     }
+    let mut named: Vec<String> = Vec::new();
     for (name, cols, primary) in &keys {
         let refs: Vec<&str> = cols.iter().map(String::as_str).collect();
+        // The engine names an unnamed key after the engine's table name, `s.t_pkey` in
+        // schema s: a table outside public gets PostgreSQL's `t_pkey` from here.
+        let name = match name {
+            None if target.schema != schema::PUBLIC => {
+                Some(schema::ddl::key_name(&target.name, cols, *primary, &named))
+            }
+            other => other.clone(),
+        };
+        named.extend(name.clone());
         spec = if *primary {
             spec.primary_key(name.as_deref(), &refs)
         } else {
@@ -141,7 +154,7 @@ pub(crate) fn create_table(
             spec.distributed_by(&refs)
         }
     };
-    s.node.create_table(&spec)?;
+    schema::ddl::while_schema_exists(s, &target, || Ok(s.node.create_table(&spec)?))?;
     Ok(Output::Command("CREATE TABLE".into()))
 }
 
@@ -153,32 +166,53 @@ pub(crate) fn drop_or_truncate(s: &mut Session, stmt: &Statement) -> SqlResult<O
             names,
             ..
         } => {
-            let tables: Vec<String> = names.iter().map(object_name).collect();
-            for t in &tables {
-                if s.node.table_id(t).is_none() && !*if_exists {
-                    return Err(SqlError::undefined_table(t));
+            // Every name is looked up before anything is dropped (PostgreSQL's
+            // messages: the bare name of a missing table, a missing schema first).
+            let mut tables = Vec::new();
+            for n in names {
+                let r = RelName::of(n)?;
+                match schema::lookup(s, &r)? {
+                    Lookup::Found(t) => tables.push(t),
+                    Lookup::NoSchema(sch) if *if_exists => s
+                        .notices
+                        .push(format!("schema \"{sch}\" does not exist, skipping")),
+                    Lookup::NoSchema(sch) => return Err(schema::no_schema(&sch)),
+                    Lookup::NoTable if *if_exists => s
+                        .notices
+                        .push(format!("table \"{}\" does not exist, skipping", r.name)),
+                    Lookup::NoTable => {
+                        return Err(SqlError::new(
+                            "42P01",
+                            format!("table \"{}\" does not exist", r.name),
+                        ))
+                    }
                 }
             }
             for t in &tables {
-                if s.node.table_id(t).is_none() {
-                    s.notices
-                        .push(format!("table \"{t}\" does not exist, skipping"));
-                    continue;
-                }
-                with_txn(s, |tx| tx.drop_table(t))?;
+                schema::ddl::keep_schema_of(s, t);
+                with_txn(s, |tx| tx.drop_table(&t.engine))?;
             }
             Ok(Output::Command("DROP TABLE".into()))
         }
+        Statement::Drop {
+            object_type: ast::ObjectType::Schema,
+            if_exists,
+            names,
+            cascade,
+            ..
+        } => schema::ddl::drop_schema(s, names, *if_exists, *cascade),
         Statement::Drop { object_type, .. } => Err(SqlError::unsupported(format!(
             "DROP {object_type} is not supported"
         ))),
         Statement::Truncate(t) => {
-            let tables: Vec<String> = t.table_names.iter().map(|n| object_name(&n.name)).collect();
-            for name in &tables {
-                if s.node.table_id(name).is_none() {
-                    return Err(SqlError::undefined_table(name));
-                }
-            }
+            let tables: Vec<String> = t
+                .table_names
+                .iter()
+                .map(|n| {
+                    let r = RelName::of(&n.name)?;
+                    Ok(schema::table(s, &r, Missing::SchemaFirst)?.engine)
+                })
+                .collect::<SqlResult<_>>()?;
             for name in &tables {
                 // Inside a transaction that wrote to the table, TRUNCATE must not wait
                 // for that very transaction.
@@ -190,16 +224,16 @@ pub(crate) fn drop_or_truncate(s: &mut Session, stmt: &Statement) -> SqlResult<O
     }
 }
 
-pub(crate) fn vacuum(s: &mut Session, tables: &[String]) -> SqlResult<Output> {
+pub(crate) fn vacuum(s: &mut Session, tables: &[RelName]) -> SqlResult<Output> {
     let names: Vec<String> = if tables.is_empty() {
         s.node.tables().into_iter().map(|t| t.name).collect()
     } else {
-        tables.to_vec()
+        tables
+            .iter()
+            .map(|r| Ok(schema::table(s, r, Missing::SchemaFirst)?.engine))
+            .collect::<SqlResult<_>>()?
     };
     for t in &names {
-        if s.node.table_id(t).is_none() {
-            return Err(SqlError::undefined_table(t));
-        }
         s.node.vacuum(t)?;
     }
     Ok(Output::Command("VACUUM".into()))
@@ -481,7 +515,8 @@ pub(crate) fn redistribute(s: &mut Session, table: &str, target: Layout) -> SqlR
     }
 }
 
-pub(crate) fn expand(s: &mut Session, table: &str) -> SqlResult<Output> {
+pub(crate) fn expand(s: &mut Session, table: &RelName) -> SqlResult<Output> {
+    let table = &schema::table(s, table, Missing::SchemaFirst)?.engine;
     let def = s
         .node
         .table_def(table)
@@ -500,7 +535,12 @@ pub(crate) fn expand(s: &mut Session, table: &str) -> SqlResult<Output> {
     redistribute(s, table, target)
 }
 
-pub(crate) fn set_distributed(s: &mut Session, table: &str, d: Distribution) -> SqlResult<Output> {
+pub(crate) fn set_distributed(
+    s: &mut Session,
+    table: &RelName,
+    d: Distribution,
+) -> SqlResult<Output> {
+    let table = &schema::table(s, table, Missing::SchemaFirst)?.engine;
     let def = s
         .node
         .table_def(table)
@@ -596,7 +636,7 @@ fn key_constraint(c: &ast::TableConstraint) -> SqlResult<(Option<String>, Vec<St
 /// `ALTER TABLE t ADD [CONSTRAINT c] PRIMARY KEY | UNIQUE (cols)`, one operation per
 /// statement (the others are refused with 0A000 before anything changes).
 pub(crate) fn alter_table(s: &mut Session, at: &ast::AlterTable) -> SqlResult<Output> {
-    let table = object_name(&at.name);
+    let r = RelName::of(&at.name)?;
     let [op] = at.operations.as_slice() else {
         return Err(SqlError::unsupported(
             "ALTER TABLE with several operations is not supported; run them one by one",
@@ -609,17 +649,26 @@ pub(crate) fn alter_table(s: &mut Session, at: &ast::AlterTable) -> SqlResult<Ou
         )));
     };
     let (name, cols, primary) = key_constraint(constraint)?;
-    if s.node.table_id(&table).is_none() {
-        if at.if_exists {
+    let t = match schema::lookup(s, &r)? {
+        Lookup::Found(t) => t,
+        // PostgreSQL names the bare relation, whatever is missing.
+        Lookup::NoSchema(_) | Lookup::NoTable if at.if_exists => {
             s.notices
-                .push(format!("relation \"{table}\" does not exist, skipping"));
+                .push(format!("relation \"{}\" does not exist, skipping", r.name));
             return Ok(Output::Command("ALTER TABLE".into()));
         }
-        return Err(SqlError::undefined_table(&table));
-    }
+        Lookup::NoSchema(sch) => return Err(schema::no_schema(&sch)),
+        Lookup::NoTable => return Err(SqlError::undefined_table(&r.written())),
+    };
+    let name = match name {
+        None if t.schema != schema::PUBLIC => {
+            Some(schema::ddl::key_name(&t.name, &cols, primary, &[]))
+        }
+        other => other,
+    };
     let refs: Vec<&str> = cols.iter().map(String::as_str).collect();
     with_txn(s, |tx| {
-        tx.add_unique(&table, name.as_deref(), &refs, primary)
+        tx.add_unique(&t.engine, name.as_deref(), &refs, primary)
     })?;
     Ok(Output::Command("ALTER TABLE".into()))
 }
@@ -627,7 +676,7 @@ pub(crate) fn alter_table(s: &mut Session, at: &ast::AlterTable) -> SqlResult<Ou
 /// Runs a DDL step in the session's transaction, or in one of its own (which writes
 /// nothing itself), so that its waits for the table's writers are cancellable and take
 /// part in deadlock detection, and it never waits for the session's own transaction.
-fn with_txn(
+pub(crate) fn with_txn(
     s: &mut Session,
     f: impl FnOnce(&mut segexpand_engine::Txn) -> segexpand_engine::Result<()>,
 ) -> SqlResult<()> {

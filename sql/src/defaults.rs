@@ -12,11 +12,7 @@ use sqlparser::parser::Parser;
 
 /// A scope with no columns: a default may not refer to any.
 fn no_columns() -> Scope {
-    Scope {
-        names: Vec::new(),
-        columns: Vec::new(),
-        segment_id: false,
-    }
+    Scope::default()
 }
 
 /// Checks a column's DEFAULT at CREATE TABLE: it must compile without columns and give

@@ -4,28 +4,38 @@
 
 use crate::error::{SqlError, SqlResult};
 use crate::expr::{ident, object_name, CmpOp, Compiler, Ctx, Expr, Scope};
+use crate::schema::{self, Missing, RelName};
 use crate::value::cast;
 use crate::{Output, Session};
 use segexpand_engine::{TableDef, Txn, Type, Value};
 use sqlparser::ast::{self as ast, Statement};
 use std::cell::RefCell;
 
-/// The scope of table `def` (named `alias` too, if given).
+/// The scope of table `def` (named `alias` too, if given): `col`, `t.col` and
+/// `s.t.col`.
 pub(crate) fn table_scope(def: &TableDef, alias: Option<String>) -> Scope {
-    let mut names = vec![def.name.clone()];
+    let (schema, bare) = schema::split_engine(&def.name);
+    let mut names = vec![bare.to_string()];
     names.extend(alias);
     Scope {
         names,
+        schema: Some(schema.to_string()),
         columns: def.columns.iter().map(|c| (c.name.clone(), c.ty)).collect(),
         segment_id: true,
     }
 }
 
-/// The definition of the table `name`, or 42P01.
+/// The definition of the engine's table `name`, or 42P01.
 pub(crate) fn table_def(s: &Session, name: &str) -> SqlResult<TableDef> {
     s.node
         .table_def(name)
         .map_err(|_| SqlError::undefined_table(name))
+}
+
+/// The definition of the user table a DML statement names (42P01 if there is none,
+/// also when its schema is missing, as in PostgreSQL).
+fn target_def(s: &Session, r: &RelName) -> SqlResult<TableDef> {
+    schema::table_def(s, r, Missing::Relation)
 }
 
 /// A value for a column of type `ty`: untyped text is parsed as that type, numbers of
@@ -144,7 +154,7 @@ pub(crate) fn param_types(s: &mut Session, stmt: &Statement) -> SqlResult<Vec<Ty
             }
         }
         Statement::Update(u) => {
-            let def = table_def(s, &relation_name(&u.table)?)?;
+            let def = target_def(s, &relation_name(&u.table)?)?;
             let scope = table_scope(&def, None);
             for a in &u.assignments {
                 let col = assignment_column(&def, a)?;
@@ -161,7 +171,7 @@ pub(crate) fn param_types(s: &mut Session, stmt: &Statement) -> SqlResult<Vec<Ty
             }
         }
         Statement::Delete(d) => {
-            let def = table_def(s, &delete_table(d)?)?;
+            let def = target_def(s, &delete_table(d)?)?;
             let scope = table_scope(&def, None);
             if let Some(w) = &d.selection {
                 let mut c = Compiler::new(&scope);
@@ -175,21 +185,21 @@ pub(crate) fn param_types(s: &mut Session, stmt: &Statement) -> SqlResult<Vec<Ty
     Ok(out.into_iter().map(|t| t.unwrap_or(Type::Text)).collect())
 }
 
-fn relation_name(t: &ast::TableWithJoins) -> SqlResult<String> {
+fn relation_name(t: &ast::TableWithJoins) -> SqlResult<RelName> {
     if !t.joins.is_empty() {
         return Err(SqlError::unsupported(
             "joins in UPDATE/DELETE are not supported",
         ));
     }
     match &t.relation {
-        ast::TableFactor::Table { name, .. } => Ok(object_name(name)),
+        ast::TableFactor::Table { name, .. } => RelName::of(name),
         _ => Err(SqlError::unsupported(
             "UPDATE/DELETE of something other than a table",
         )),
     }
 }
 
-fn delete_table(d: &ast::Delete) -> SqlResult<String> {
+fn delete_table(d: &ast::Delete) -> SqlResult<RelName> {
     let (ast::FromTable::WithFromKeyword(ts) | ast::FromTable::WithoutKeyword(ts)) = &d.from;
     match ts.as_slice() {
         [t] => relation_name(t),
@@ -210,7 +220,7 @@ fn insert_target(s: &Session, ins: &ast::Insert) -> SqlResult<(TableDef, Vec<usi
     let ast::TableObject::TableName(name) = &ins.table else {
         return Err(SqlError::unsupported("INSERT into a table function"));
     };
-    let def = table_def(s, &object_name(name))?;
+    let def = target_def(s, &RelName::of(name)?)?;
     let cols: Vec<usize> = if ins.columns.is_empty() {
         (0..def.columns.len()).collect()
     } else {
@@ -307,7 +317,7 @@ fn update(s: &mut Session, tx: &mut Txn, u: &ast::Update, params: &[Value]) -> S
         ast::TableFactor::Table { alias, .. } => alias.as_ref().map(|a| ident(&a.name)),
         _ => None,
     };
-    let def = table_def(s, &relation_name(&u.table)?)?;
+    let def = target_def(s, &relation_name(&u.table)?)?;
     let scope = table_scope(&def, alias);
     let handle = s.node.table(&def.name)?;
     let mut sets = Vec::new();
@@ -388,7 +398,7 @@ fn delete(s: &mut Session, tx: &mut Txn, d: &ast::Delete, params: &[Value]) -> S
     if d.using.is_some() || d.returning.is_some() {
         return Err(SqlError::unsupported("DELETE … USING / RETURNING"));
     }
-    let def = table_def(s, &delete_table(d)?)?;
+    let def = target_def(s, &delete_table(d)?)?;
     let scope = table_scope(&def, None);
     let handle = s.node.table(&def.name)?;
     let where_ = d

@@ -190,6 +190,8 @@ pub struct AggCall {
 pub struct Scope {
     /// The relation's name (and alias), for `t.col`.
     pub names: Vec<String>,
+    /// The relation's schema, for `s.t.col` (None: any).
+    pub schema: Option<String>,
     /// Columns: name and type.
     pub columns: Vec<(String, Type)>,
     /// Whether `gp_segment_id` resolves (a user table).
@@ -198,10 +200,10 @@ pub struct Scope {
 
 impl Scope {
     fn column(&self, parts: &[ast::Ident]) -> SqlResult<Expr> {
-        let (qual, name) = match parts {
-            [c] => (None, c),
-            [t, c] => (Some(t), c),
-            [_, t, c] => (Some(t), c),
+        let (schema, qual, name) = match parts {
+            [c] => (None, None, c),
+            [t, c] => (None, Some(t), c),
+            [s, t, c] => (Some(s), Some(t), c),
             _ => {
                 let full: Vec<String> = parts.iter().map(|i| i.value.clone()).collect();
                 return Err(SqlError::undefined_column(&full.join(".")));
@@ -210,7 +212,11 @@ impl Scope {
         let name_s = ident(name);
         if let Some(t) = qual {
             let t = ident(t);
-            if !self.names.contains(&t) {
+            let other_schema = match (schema, &self.schema) {
+                (Some(s), Some(mine)) => ident(s) != *mine,
+                _ => false,
+            };
+            if !self.names.contains(&t) || other_schema {
                 return Err(SqlError::new(
                     "42P01",
                     format!("missing FROM-clause entry for table \"{t}\""),
@@ -236,7 +242,8 @@ pub fn ident(i: &ast::Ident) -> String {
     }
 }
 
-/// The last part of an object name (`public.t` → `t`), folded.
+/// The last part of an object name (`pg_catalog.lower` → `lower`), folded: for column
+/// and function names. A relation's name keeps its schema: `schema::RelName`.
 pub fn object_name(n: &ast::ObjectName) -> String {
     n.0.last()
         .and_then(|p| p.as_ident())
@@ -359,9 +366,15 @@ impl<'s> Compiler<'s> {
                 return Ok(Expr::Outer(level, i, f.ty(i)));
             }
         }
-        match names.as_slice() {
-            [.., q, _]
-                if !here.has_qualifier(q) && !self.outer.iter().any(|f| f.has_qualifier(q)) =>
+        let (schema, qual) = match names.as_slice() {
+            [sch, q, _] => (Some(sch.as_str()), Some(q)),
+            [q, _] => (None, Some(q)),
+            _ => (None, None),
+        };
+        match qual {
+            Some(q)
+                if !here.has_qualifier(schema, q)
+                    && !self.outer.iter().any(|f| f.has_qualifier(schema, q)) =>
             {
                 Err(SqlError::new(
                     "42P01",

@@ -24,6 +24,7 @@ mod progress;
 pub(crate) use prepared::PlanSlot;
 pub use prepared::Prepared;
 mod names;
+mod schema;
 mod select;
 mod split;
 mod walk;
@@ -71,7 +72,8 @@ pub enum Output {
     Empty,
     /// A `COPY … FROM STDIN` waiting for its data ([`Session::copy_in`]).
     CopyIn {
-        /// The table.
+        /// The table, by its engine name (`s.t` for table `t` of schema `s`), as
+        /// [`Session::copy_in`] takes it.
         table: String,
         /// The columns the data gives, by position.
         columns: Vec<usize>,
@@ -455,16 +457,25 @@ impl Session {
                 }
                 self.end_block(false)
             }
-            Statement::CreateTable(_) | Statement::Drop { .. }
+            Statement::CreateTable(_) | Statement::Drop { .. } | Statement::CreateSchema { .. }
                 if self.status == TxnStatus::InBlock && !self.implicit =>
             {
+                let what = match &stmt {
+                    Statement::CreateTable(_) => "CREATE TABLE".to_string(),
+                    Statement::CreateSchema { .. } => "CREATE SCHEMA".to_string(),
+                    Statement::Drop { object_type, .. } => format!("DROP {object_type}"),
+                    _ => "DDL".to_string(),
+                };
                 Err(SqlError::new(
                     "25001",
-                    "CREATE TABLE and DROP TABLE cannot run inside a transaction block: DDL \
-                     takes effect at once here, and ROLLBACK could not undo it",
+                    format!(
+                        "{what} cannot run inside a transaction block: DDL takes effect at \
+                         once here, and ROLLBACK could not undo it"
+                    ),
                 ))
             }
             Statement::CreateTable(ct) => ddl::create_table(self, &ct, distribution),
+            Statement::CreateSchema { .. } => schema::ddl::create_schema(self, &stmt),
             Statement::Truncate(_) if self.status == TxnStatus::InBlock && !self.implicit => {
                 self.notices.push(
                     "TRUNCATE inside a transaction block takes effect at once; ROLLBACK \

@@ -87,9 +87,12 @@ impl Frame<'_> {
         Ok(None)
     }
 
-    /// Whether a qualifier names a relation here.
-    pub fn has_qualifier(&self, q: &str) -> bool {
-        self.rels.iter().any(|r| r.names.iter().any(|n| n == q))
+    /// Whether a qualifier (`rel`, or `schema.rel`) names a relation here.
+    pub fn has_qualifier(&self, schema: Option<&str>, q: &str) -> bool {
+        self.rels.iter().any(|r| {
+            r.names.iter().any(|n| n == q)
+                && schema.is_none_or(|s| r.schema.as_deref().is_none_or(|rs| rs == s))
+        })
     }
 
     /// The type of column `i`.

@@ -7,6 +7,7 @@
 
 use crate::error::{SqlError, SqlResult};
 use crate::expr::ident;
+use crate::schema::RelName;
 use sqlparser::ast::Ident;
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::tokenizer::{Token, Tokenizer, Whitespace};
@@ -33,11 +34,11 @@ pub enum Piece {
         distribution: Option<Distribution>,
     },
     /// `ALTER TABLE t EXPAND TABLE`.
-    Expand(String),
+    Expand(RelName),
     /// `ALTER TABLE t SET DISTRIBUTED BY (cols)` / `RANDOMLY`.
-    SetDistributed(String, Distribution),
+    SetDistributed(RelName, Distribution),
     /// `VACUUM [FULL|ANALYZE|VERBOSE]* [t, …]` or `ANALYZE [t, …]`.
-    Vacuum(Vec<String>),
+    Vacuum(Vec<RelName>),
     /// `SELECT segexpand_add_segments(n)`: adds `n` empty segments to the node, online.
     AddSegments(i64),
     /// `SELECT f(literal, …)` of one of the operator functions in [`ADMIN_FUNCTIONS`]
@@ -45,7 +46,7 @@ pub enum Piece {
     Admin(String, Vec<Literal>),
     /// `ALTER TABLE t SHRINK TABLE TO n` (Cloudberry's gpshrink): redistribute `t` onto
     /// segments `0..n`.
-    Shrink(String, i64),
+    Shrink(RelName, i64),
     /// `SELECT pg_backend_pid()`.
     BackendPid,
     /// `SELECT pg_cancel_backend(pid)`.
@@ -53,7 +54,7 @@ pub enum Piece {
     /// `COPY t [(cols)] FROM STDIN | TO STDOUT [[WITH] (options)]`, text format.
     Copy {
         /// The table.
-        table: String,
+        table: RelName,
         /// The columns named (empty: all).
         columns: Vec<String>,
         /// TO STDOUT (else FROM STDIN).
@@ -109,6 +110,18 @@ fn name_of(t: &Token) -> Option<String> {
         })),
         _ => None,
     }
+}
+
+/// A possibly qualified name starting at `toks[0]` (`t`, `s.t`, `d.s.t`): its parts and
+/// the tokens it takes; `None` if `toks[0]` is not a name.
+fn dotted_name(toks: &[&Token]) -> Option<(Vec<String>, usize)> {
+    let mut parts = vec![name_of(toks.first()?)?];
+    let mut i = 1;
+    while toks.get(i) == Some(&&Token::Period) {
+        parts.push(name_of(toks.get(i + 1)?)?);
+        i += 2;
+    }
+    Some((parts, i))
 }
 
 /// Splits `sql` into statements (empty ones dropped).
@@ -271,14 +284,20 @@ fn piece(tokens: Vec<Token>) -> SqlResult<Option<Piece>> {
     match w(0).as_deref() {
         Some("vacuum") | Some("analyze") | Some("analyse") => {
             let mut names = Vec::new();
-            for t in toks.iter().skip(1) {
-                match word(t).as_deref() {
-                    Some("full" | "analyze" | "analyse" | "verbose" | "freeze") => {}
-                    _ => {
-                        if let Some(n) = name_of(t) {
-                            names.push(n);
-                        }
+            let mut i = 1;
+            while let Some(t) = toks.get(i) {
+                if let Some("full" | "analyze" | "analyse" | "verbose" | "freeze") =
+                    word(t).as_deref()
+                {
+                    i += 1;
+                    continue;
+                }
+                match dotted_name(toks.get(i..).unwrap_or_default()) {
+                    Some((parts, n)) => {
+                        names.push(RelName::from_parts(parts)?);
+                        i += n;
                     }
+                    None => i += 1,
                 }
             }
             return Ok(Some(Piece::Vacuum(names)));
@@ -331,24 +350,27 @@ fn piece(tokens: Vec<Token>) -> SqlResult<Option<Piece>> {
             if w(i).as_deref() == Some("only") {
                 i += 1;
             }
-            let name = toks.get(i).and_then(|t| name_of(t));
-            if let Some(name) = name {
+            if let Some((parts, n)) = dotted_name(toks.get(i..).unwrap_or_default()) {
+                let i = i + n - 1;
                 match (w(i + 1).as_deref(), w(i + 2).as_deref()) {
                     (Some("expand"), Some("table")) if toks.len() == i + 3 => {
-                        return Ok(Some(Piece::Expand(name)));
+                        return Ok(Some(Piece::Expand(RelName::from_parts(parts)?)));
                     }
                     (Some("shrink"), Some("table")) => {
                         return match (w(i + 3).as_deref(), toks.get(i + 4), toks.len()) {
                             (Some("to"), Some(Token::Number(n, _)), k) if k == i + 5 => n
                                 .parse::<i64>()
-                                .map(|n| Some(Piece::Shrink(name, n)))
-                                .map_err(|_| SqlError::new("22003", "integer out of range")),
+                                .map_err(|_| SqlError::new("22003", "integer out of range"))
+                                .and_then(|n| {
+                                    Ok(Some(Piece::Shrink(RelName::from_parts(parts)?, n)))
+                                }),
                             _ => Err(SqlError::syntax(
                                 "expected ALTER TABLE t SHRINK TABLE TO n (segments)",
                             )),
                         };
                     }
                     (Some("set"), Some("distributed")) => {
+                        let name = RelName::from_parts(parts)?;
                         let rest = toks.get(i + 3..).unwrap_or_default();
                         let (d, n) = distribution(rest)?;
                         if n != rest.len() {
@@ -409,21 +431,10 @@ fn piece(tokens: Vec<Token>) -> SqlResult<Option<Piece>> {
 /// accepted: `FREEZE [on|true|off|false]`, `FORMAT text`; others are refused.
 fn copy(toks: &[&Token]) -> SqlResult<Piece> {
     let bad = |m: &str| SqlError::syntax(format!("COPY: {m}"));
-    let mut i = 1;
-    let table = toks
-        .get(i)
-        .and_then(|t| name_of(t))
+    let (parts, n) = dotted_name(toks.get(1..).unwrap_or_default())
         .ok_or_else(|| bad("expected a table name"))?;
-    i += 1;
-    // A schema-qualified name: take the last part.
-    let mut table = table;
-    while toks.get(i) == Some(&&Token::Period) {
-        table = toks
-            .get(i + 1)
-            .and_then(|t| name_of(t))
-            .ok_or_else(|| bad("expected a table name"))?;
-        i += 2;
-    }
+    let table = RelName::from_parts(parts)?;
+    let mut i = 1 + n;
     let mut columns = Vec::new();
     if toks.get(i) == Some(&&Token::LParen) {
         let (cols, n) = column_list(toks.get(i..).unwrap_or_default())
@@ -492,9 +503,9 @@ mod tests {
         assert!(
             matches!(&p[1], Piece::Sql { distribution: None, text } if text.contains("expand table')"))
         );
-        assert!(matches!(&p[2], Piece::Expand(t) if t == "t"));
+        assert!(matches!(&p[2], Piece::Expand(t) if *t == RelName::bare("t")));
         assert!(
-            matches!(&p[3], Piece::SetDistributed(t, Distribution::By(c)) if t == "T" && c == &["b"])
+            matches!(&p[3], Piece::SetDistributed(t, Distribution::By(c)) if *t == RelName::bare("T") && c == &["b"])
         );
         assert!(matches!(
             &p[4],
@@ -503,15 +514,39 @@ mod tests {
                 ..
             }
         ));
-        assert!(matches!(&p[5], Piece::Vacuum(n) if n == &["t"]));
+        assert!(matches!(&p[5], Piece::Vacuum(n) if n == &[RelName::bare("t")]));
         assert!(split("create table t (a int) distributed by a").is_err());
         let c = split("copy pgbench_accounts from stdin with (freeze on)").unwrap();
         assert!(
-            matches!(&c[0], Piece::Copy { table, columns, to: false } if table == "pgbench_accounts" && columns.is_empty())
+            matches!(&c[0], Piece::Copy { table, columns, to: false } if *table == RelName::bare("pgbench_accounts") && columns.is_empty())
         );
         let c = split("COPY public.t (b, a) TO STDOUT").unwrap();
         assert!(
-            matches!(&c[0], Piece::Copy { table, columns, to: true } if table == "t" && columns == &["b", "a"])
+            matches!(&c[0], Piece::Copy { table, columns, to: true } if table.schema.as_deref() == Some("public") && table.name == "t" && columns == &["b", "a"])
+        );
+        let p = split(
+            "ALTER TABLE gpexpand.\"T\" EXPAND TABLE; alter table only s.t set distributed randomly;\
+             vacuum analyze s.t, u; copy d.s.t from stdin",
+        )
+        .unwrap();
+        let st = RelName {
+            database: None,
+            schema: Some("s".into()),
+            name: "t".into(),
+        };
+        assert!(
+            matches!(&p[0], Piece::Expand(t) if t.schema.as_deref() == Some("gpexpand") && t.name == "T")
+        );
+        assert!(matches!(&p[1], Piece::SetDistributed(t, Distribution::Randomly) if *t == st));
+        assert!(matches!(&p[2], Piece::Vacuum(n) if n == &[st.clone(), RelName::bare("u")]));
+        assert!(
+            matches!(&p[3], Piece::Copy { table, .. } if table.database.as_deref() == Some("d") && table.schema == st.schema)
+        );
+        assert_eq!(
+            split("alter table a.b.c.d expand table")
+                .unwrap_err()
+                .sqlstate,
+            "42601"
         );
         assert!(split("copy t from '/etc/passwd'").is_err());
         assert!(split("copy t from stdin (format csv)").is_err());

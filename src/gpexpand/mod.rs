@@ -527,6 +527,15 @@ fn redistribute(db: &mut Db, conn: &ConnParams, w: Workflow, args: &ExpandArgs) 
     Ok(())
 }
 
+/// `schema.table` as quoted identifiers (`"public"."T"`): names are kept exactly.
+fn quoted(fq: &str) -> String {
+    let q = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+    match fq.split_once('.') {
+        Some((schema, name)) => format!("{}.{}", q(schema), q(name)),
+        None => q(fq),
+    }
+}
+
 fn deadline_passed(d: &Option<String>) -> bool {
     let Some(d) = d else { return false };
     let now = segexpand_ops::Timestamp::from_unix(unix_now());
@@ -568,8 +577,8 @@ fn one_table(
         ))?;
         bars.started(&t.fq_name);
         let stmt = match target {
-            None => format!("ALTER TABLE {} EXPAND TABLE", t.fq_name),
-            Some(n) => format!("ALTER TABLE {} SHRINK TABLE TO {n}", t.fq_name),
+            None => format!("ALTER TABLE {} EXPAND TABLE", quoted(&t.fq_name)),
+            Some(n) => format!("ALTER TABLE {} SHRINK TABLE TO {n}", quoted(&t.fq_name)),
         };
         let reply = db.q(&stmt)?;
         let stopped = reply
@@ -590,7 +599,7 @@ fn one_table(
             return Ok(Outcome::Stopped);
         }
         if args.analyze {
-            db.q(&format!("ANALYZE {}", t.fq_name))?;
+            db.q(&format!("ANALYZE {}", quoted(&t.fq_name)))?;
         }
         db.q(&format!(
             "UPDATE {schema}.status_detail SET status = 'COMPLETED', expansion_finished = now() \

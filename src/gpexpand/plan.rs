@@ -271,6 +271,19 @@ pub(super) fn retire(db: &mut Db, n: u16, args: &ExpandArgs) -> Res<()> {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     if have > n {
+        // Tables still on the segments that go — the workflow's own status tables,
+        // tables created since setup — move off them first.
+        let left = db.q(&format!(
+            "SELECT fq_name FROM segexpand_tables WHERE segments > {n} OR target_segments > {n}"
+        ))?;
+        for r in &left.rows {
+            let t = r.first().cloned().flatten().unwrap_or_default();
+            say(args, format!("{t}: moving off the segments to retire"));
+            db.q(&format!(
+                "ALTER TABLE {} SHRINK TABLE TO {n}",
+                super::quoted(&t)
+            ))?;
+        }
         let r = db.q(&format!("SELECT segexpand_retire_segments({})", have - n))?;
         say(
             args,

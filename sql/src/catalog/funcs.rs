@@ -3,18 +3,20 @@
 //! (`array_to_string`, `array_upper`, `array_position`), and casts to `regclass`,
 //! `regtype` and `regnamespace`.
 
-use super::tables::{is_user_oid, type_name};
-use super::{Catalog, INFORMATION_SCHEMA_OID, PG_CATALOG_OID, PG_TOAST_OID, PUBLIC_OID, ROLE_OID};
+use super::tables::type_name;
+use super::{Catalog, ROLE_OID};
 use crate::array;
 use crate::error::{SqlError, SqlResult};
 use crate::expr::{Ctx, RegKind};
+use crate::schema::{self, quote_ident, RelName};
 use crate::value::to_text;
 use segexpand_engine::{Type, Value};
 
 /// A catalog or array function.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CatFunc {
-    /// `pg_table_is_visible(oid)`: every relation is (they are all on the search path).
+    /// `pg_table_is_visible(oid)`: those of `public` and `pg_catalog` are (the search
+    /// path); those of other schemas are not.
     TableIsVisible,
     /// `pg_get_userbyid(oid)`.
     UserById,
@@ -125,7 +127,11 @@ pub(crate) fn eval_func(f: CatFunc, vals: &[Value], ctx: &Ctx<'_>) -> SqlResult<
         CatFunc::True => Value::Bool(true),
         CatFunc::False => Value::Bool(false),
         _ if null_in && !matches!(f, CatFunc::CurrentSchemas | CatFunc::SetConfig) => Value::Null,
-        CatFunc::TableIsVisible => Value::Bool(true),
+        CatFunc::TableIsVisible => Value::Bool(
+            oid_arg(vals, 0)
+                .and_then(|o| ctx.env().ok()?.catalog().rel_visible(o))
+                .unwrap_or(true),
+        ),
         CatFunc::UserById => match oid_arg(vals, 0) {
             Some(ROLE_OID) => Value::Text(ctx.env()?.catalog().user.clone()),
             Some(o) => Value::Text(format!("unknown (OID={o})")),
@@ -210,21 +216,6 @@ fn size_pretty(n: i64) -> String {
     format!("{v} TB")
 }
 
-/// An identifier quoted when it must be.
-fn quote_ident(s: &str) -> String {
-    let plain = s
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-        && s.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    if plain {
-        s.to_string()
-    } else {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    }
-}
-
 /// `format_type(oid, typmod)` as PostgreSQL prints it.
 pub(crate) fn format_type(oid: i64, typmod: i64) -> String {
     let m = typmod - 4;
@@ -261,41 +252,46 @@ pub(crate) fn reg_cast(v: Value, kind: RegKind, cat: &Catalog) -> SqlResult<Valu
             Ok(o) => return Ok(Value::Int8(o)),
             Err(_) => {
                 let found = match kind {
-                    RegKind::Class => cat.rel_oid(s.trim()),
-                    RegKind::Namespace => namespace_oid(s.trim()),
-                    RegKind::Type => None,
+                    RegKind::Class => {
+                        let r = RelName::parse(s)?;
+                        cat.rel_oid(&r)?
+                            .ok_or_else(|| SqlError::undefined_table(&r.written()))?
+                    }
+                    RegKind::Namespace => {
+                        let r = RelName::parse(s)?;
+                        match (&r.schema, cat.namespace_oid(&r.name)) {
+                            (None, Some(o)) => o,
+                            (None, None) => return Err(schema::no_schema(&r.name)),
+                            (Some(_), _) => {
+                                return Err(SqlError::new("42601", "invalid name syntax"))
+                            }
+                        }
+                    }
+                    RegKind::Type => {
+                        return Err(SqlError::new(
+                            "42704",
+                            format!("type \"{s}\" does not exist"),
+                        ))
+                    }
                 };
-                return found.map(Value::Int8).ok_or_else(|| match kind {
-                    RegKind::Class => SqlError::undefined_table(s),
-                    _ => SqlError::new("42704", format!("\"{s}\" does not exist")),
-                });
+                return Ok(Value::Int8(found));
             }
         },
         other => other.as_int().unwrap_or(0),
     };
+    // A relation off the search path shows qualified (`gpexpand.status`).
     let name = match kind {
-        RegKind::Class => cat
-            .rel_name(oid)
-            .map(|n| if is_user_oid(oid) { quote_ident(&n) } else { n }),
+        RegKind::Class => cat.rel_name(oid).map(|(sch, n)| {
+            if sch == schema::PUBLIC || sch == schema::PG_CATALOG {
+                quote_ident(&n)
+            } else {
+                schema::qualified(&sch, &n)
+            }
+        }),
         RegKind::Type => Some(format_type(oid, -1)).filter(|n| n != "???"),
-        RegKind::Namespace => namespace_name(oid).map(str::to_string),
+        RegKind::Namespace => cat.namespace_name(oid).map(quote_ident),
     };
     Ok(Value::Text(name.unwrap_or_else(|| oid.to_string())))
-}
-
-const NAMESPACES: &[(i64, &str)] = &[
-    (PG_CATALOG_OID, "pg_catalog"),
-    (PG_TOAST_OID, "pg_toast"),
-    (PUBLIC_OID, "public"),
-    (INFORMATION_SCHEMA_OID, "information_schema"),
-];
-
-fn namespace_name(oid: i64) -> Option<&'static str> {
-    NAMESPACES.iter().find(|n| n.0 == oid).map(|n| n.1)
-}
-
-fn namespace_oid(name: &str) -> Option<i64> {
-    NAMESPACES.iter().find(|n| n.1 == name).map(|n| n.0)
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 //! [`keys_of`] and [`defaults_of`] are the only places that read a table definition for
 //! them; everything else works from their output.
 
-use super::{oid_value, PUBLIC_OID};
+use super::oid_value;
 use segexpand_engine::{TableDef, Value};
 
 /// A unique key: a unique index and the constraint it backs.
@@ -82,15 +82,27 @@ pub(crate) struct KeyRows {
     pub(crate) has_default: Vec<usize>,
 }
 
-/// The rows for table `id` (oid `rel`) named `table`, with columns `cols`.
+/// The table whose key rows are made.
+#[derive(Debug)]
+pub(crate) struct Owner<'a> {
+    /// Its engine id.
+    pub(crate) id: u32,
+    /// Its oid.
+    pub(crate) oid: i64,
+    /// Its schema's oid (the constraints' `connamespace`).
+    pub(crate) namespace: i64,
+    /// `schema.table`, as `pg_get_indexdef` names it.
+    pub(crate) qualified: &'a str,
+}
+
+/// The rows for table `owner`, with columns `cols`.
 pub(crate) fn rows(
-    id: u32,
-    rel: i64,
-    table: &str,
+    owner: &Owner<'_>,
     cols: &[String],
     keys: &[Key],
     defaults: &[(usize, String)],
 ) -> KeyRows {
+    let (id, rel) = (owner.id, owner.oid);
     let mut out = KeyRows::default();
     let col_names = |k: &Key| {
         k.columns
@@ -140,7 +152,7 @@ pub(crate) fn rows(
         out.constraint.push(vec![
             oid_value(coid),
             Value::Text(key.name.clone()),
-            oid_value(PUBLIC_OID),
+            oid_value(owner.namespace),
             Value::Text(contype.into()),
             Value::Bool(false),
             Value::Bool(false),
@@ -156,8 +168,9 @@ pub(crate) fn rows(
         out.defs.push((
             ioid,
             format!(
-                "CREATE UNIQUE INDEX {} ON public.{table} USING btree ({})",
+                "CREATE UNIQUE INDEX {} ON {} USING btree ({})",
                 key.name,
+                owner.qualified,
                 col_names(key)
             ),
         ));
@@ -188,7 +201,13 @@ mod tests {
             columns: vec![0],
             primary: true,
         }];
-        let r = rows(3, 16387, "t", &cols, &keys, &[(1, "0".into())]);
+        let owner = Owner {
+            id: 3,
+            oid: 16387,
+            namespace: super::super::PUBLIC_OID,
+            qualified: "public.t",
+        };
+        let r = rows(&owner, &cols, &keys, &[(1, "0".into())]);
         assert_eq!(r.classes, vec![(index_oid(3, 0), "t_pkey".to_string(), 1)]);
         assert_eq!(r.index.len(), 1);
         assert_eq!(r.constraint.len(), 1);

@@ -1,9 +1,10 @@
 //! Catalog tables served from the node's own state: Greenplum's
 //! `gp_segment_configuration`, and enough of PostgreSQL's `pg_catalog` for psql's
 //! `\dt`, `\d`, `\d t`, `\l` and `\dn` (`tables`), with the catalog functions they call
-//! (`funcs`). User tables live in schema `public` with oid 16384 + the engine's table
-//! id; catalog tables in `pg_catalog` with PostgreSQL's own oids. A unique key shows as
-//! an index and a constraint (`keys`).
+//! (`funcs`). A user table has oid 16384 + the engine's table id and lives in `public`
+//! or in the schema its engine name gives (`crate::schema`; each schema's oid comes
+//! from its name); catalog tables are in `pg_catalog` with PostgreSQL's own oids. A
+//! unique key shows as an index and a constraint (`keys`).
 
 mod funcs;
 mod keys;
@@ -12,6 +13,8 @@ mod tables;
 pub use funcs::CatFunc;
 pub(crate) use funcs::{eval_func, reg_cast};
 
+use crate::error::{SqlError, SqlResult};
+use crate::schema;
 use crate::Session;
 use segexpand_engine::{TableDef, Type, Value};
 
@@ -38,12 +41,27 @@ pub(crate) fn table_oid(def: &TableDef) -> i64 {
     FIRST_USER_OID + i64::from(def.id)
 }
 
-/// The catalog as one statement sees it: the user tables (by oid), their keys, and
-/// the session's user and database.
+/// A user table as the catalog shows it: its definition, schema, name in the schema,
+/// oids, and its keys' rows.
+#[derive(Debug)]
+pub(crate) struct UserRel {
+    pub(crate) def: TableDef,
+    /// Its schema's name.
+    pub(crate) schema: String,
+    /// Its name in the schema (`relname`).
+    pub(crate) name: String,
+    /// Its schema's oid (`relnamespace`).
+    pub(crate) namespace: i64,
+    pub(crate) keys: keys::KeyRows,
+}
+
+/// The catalog as one statement sees it: the schemas, the user tables (by oid) and their
+/// keys, and the session's user and database.
 #[derive(Debug)]
 pub struct Catalog {
-    pub(crate) tables: Vec<TableDef>,
-    pub(crate) keys: Vec<keys::KeyRows>,
+    pub(crate) tables: Vec<UserRel>,
+    /// Every schema, (oid, name): the built-in ones first (`schema::all`).
+    pub(crate) schemas: Vec<(i64, String)>,
     pub(crate) user: String,
     pub(crate) database: String,
 }
@@ -51,76 +69,123 @@ pub struct Catalog {
 impl Catalog {
     /// The catalog of `s`'s node now.
     pub(crate) fn build(s: &Session) -> Catalog {
-        let mut tables = s.node.tables();
-        tables.retain(|t| !t.columns.is_empty());
-        tables.sort_by_key(|t| t.id);
-        let keys = tables
-            .iter()
-            .map(|t| {
-                let cols: Vec<String> = t.columns.iter().map(|c| c.name.clone()).collect();
-                keys::rows(
-                    t.id,
-                    table_oid(t),
-                    &t.name,
+        let mut defs = s.node.tables();
+        defs.retain(|t| !t.columns.is_empty());
+        defs.sort_by_key(|t| t.id);
+        let schemas = schema::all(&s.node, &defs);
+        let tables = defs
+            .into_iter()
+            .map(|def| {
+                let (sch, bare) = schema::split_engine(&def.name);
+                let (sch, bare) = (sch.to_string(), bare.to_string());
+                let namespace = schemas
+                    .iter()
+                    .find(|(_, n)| *n == sch)
+                    .map_or(PUBLIC_OID, |(o, _)| *o);
+                let cols: Vec<String> = def.columns.iter().map(|c| c.name.clone()).collect();
+                let keys = keys::rows(
+                    &keys::Owner {
+                        id: def.id,
+                        oid: table_oid(&def),
+                        namespace,
+                        qualified: &schema::qualified(&sch, &bare),
+                    },
                     &cols,
-                    &keys::keys_of(t),
-                    &keys::defaults_of(t),
-                )
+                    &keys::keys_of(&def),
+                    &keys::defaults_of(&def),
+                );
+                UserRel {
+                    def,
+                    schema: sch,
+                    name: bare,
+                    namespace,
+                    keys,
+                }
             })
             .collect();
         Catalog {
             tables,
-            keys,
+            schemas,
             user: s.info.user.clone(),
             database: s.info.database.clone(),
         }
     }
 
-    /// The name of relation `oid` (a user table, an index or a catalog table).
-    pub(crate) fn rel_name(&self, oid: i64) -> Option<String> {
-        if let Some(t) = self.tables.iter().find(|t| table_oid(t) == oid) {
-            return Some(t.name.clone());
-        }
-        if let Some((_, n, _)) = self
-            .keys
+    /// The oid of schema `name`.
+    pub(crate) fn namespace_oid(&self, name: &str) -> Option<i64> {
+        self.schemas
             .iter()
-            .flat_map(|k| k.classes.iter())
-            .find(|(o, _, _)| *o == oid)
-        {
-            return Some(n.clone());
+            .find(|(_, n)| n == name)
+            .map(|(o, _)| *o)
+    }
+
+    /// The name of schema `oid`.
+    pub(crate) fn namespace_name(&self, oid: i64) -> Option<&str> {
+        self.schemas
+            .iter()
+            .find(|(o, _)| *o == oid)
+            .map(|(_, n)| n.as_str())
+    }
+
+    /// The schema and name of relation `oid` (a user table, an index or a catalog
+    /// table).
+    pub(crate) fn rel_name(&self, oid: i64) -> Option<(String, String)> {
+        for t in &self.tables {
+            if table_oid(&t.def) == oid {
+                return Some((t.schema.clone(), t.name.clone()));
+            }
+            if let Some((_, n, _)) = t.keys.classes.iter().find(|(o, _, _)| *o == oid) {
+                return Some((t.schema.clone(), n.clone()));
+            }
         }
         tables::CATALOG
             .iter()
             .find(|t| t.oid == oid)
-            .map(|t| t.name.to_string())
+            .map(|t| (schema::PG_CATALOG.to_string(), t.name.to_string()))
     }
 
-    /// The oid of relation `name` (`public.t`, `pg_catalog.pg_class` or unqualified).
-    pub(crate) fn rel_oid(&self, name: &str) -> Option<i64> {
-        let (schema, bare) = match name.split_once('.') {
-            Some((s, n)) => (Some(s), n),
-            None => (None, name),
-        };
-        let bare = bare.trim_matches('"');
-        if schema.is_none_or(|s| s == "public") {
-            if let Some(t) = self.tables.iter().find(|t| t.name == bare) {
-                return Some(table_oid(t));
+    /// Whether relation `oid` is visible unqualified (`pg_table_is_visible`): those of
+    /// `public` and `pg_catalog` are; `None` for an unknown oid.
+    pub(crate) fn rel_visible(&self, oid: i64) -> Option<bool> {
+        self.rel_name(oid)
+            .map(|(sch, _)| sch == schema::PUBLIC || sch == schema::PG_CATALOG)
+    }
+
+    /// The oid of relation `r` (`t`, `s.t`, `pg_catalog.pg_class`; a table or an
+    /// index): unqualified, the catalog's tables come first, then `public`'s (the search
+    /// path). 3F000 for a missing schema.
+    pub(crate) fn rel_oid(&self, r: &schema::RelName) -> SqlResult<Option<i64>> {
+        if r.database.as_ref().is_some_and(|d| *d != self.database) {
+            return Err(SqlError::unsupported(format!(
+                "cross-database references are not implemented: \"{}\"",
+                r.written()
+            )));
+        }
+        if r.may_be_catalog() {
+            if let Some(t) = tables::CATALOG.iter().find(|t| t.name == r.name) {
+                return Ok(Some(t.oid));
             }
         }
-        if schema.is_none_or(|s| s == "pg_catalog") {
-            return tables::CATALOG
-                .iter()
-                .find(|t| t.name == bare)
-                .map(|t| t.oid);
+        let sch = r.schema_or_public();
+        if self.namespace_oid(sch).is_none() {
+            return Err(schema::no_schema(sch));
         }
-        None
+        for t in self.tables.iter().filter(|t| t.schema == sch) {
+            if t.name == r.name {
+                return Ok(Some(table_oid(&t.def)));
+            }
+            if let Some((o, _, _)) = t.keys.classes.iter().find(|(_, n, _)| *n == r.name) {
+                return Ok(Some(*o));
+            }
+        }
+        Ok(None)
     }
 
     /// `pg_get_indexdef` / `pg_get_constraintdef` text of `oid`.
     pub(crate) fn definition(&self, oid: i64) -> Option<String> {
-        self.keys
+        self.tables
             .iter()
-            .flat_map(|k| k.defs.iter())
+            .flat_map(|t| t.keys.defs.iter())
             .find(|(o, _)| *o == oid)
             .map(|(_, d)| d.clone())
     }

@@ -3,10 +3,7 @@
 //! more; tables psql only looks things up in (policies, publications, triggers,
 //! inheritance, …) are there and empty.
 
-use super::{
-    oid_value, table_oid, Catalog, FIRST_USER_OID, INFORMATION_SCHEMA_OID, PG_CATALOG_OID,
-    PG_TOAST_OID, PUBLIC_OID, ROLE_OID,
-};
+use super::{oid_value, table_oid, Catalog, PG_CATALOG_OID, ROLE_OID};
 use crate::value::type_oid;
 use crate::Session;
 use segexpand_engine::{Type, Value};
@@ -212,15 +209,11 @@ pub(crate) fn typmod(ty: Type) -> i32 {
 pub(crate) fn rows(name: &str, cat: &Catalog, s: &Session) -> Vec<Vec<Value>> {
     let user = t(&cat.user);
     match name {
-        "pg_namespace" => [
-            (PG_CATALOG_OID, "pg_catalog"),
-            (PG_TOAST_OID, "pg_toast"),
-            (PUBLIC_OID, "public"),
-            (INFORMATION_SCHEMA_OID, "information_schema"),
-        ]
-        .iter()
-        .map(|(oid, n)| vec![o(*oid), t(n), o(ROLE_OID), Value::Null])
-        .collect(),
+        "pg_namespace" => cat
+            .schemas
+            .iter()
+            .map(|(oid, n)| vec![o(*oid), t(n), o(ROLE_OID), Value::Null])
+            .collect(),
         "pg_class" => class_rows(cat),
         "pg_attribute" => attribute_rows(cat),
         "pg_type" => TYPES
@@ -270,9 +263,9 @@ pub(crate) fn rows(name: &str, cat: &Catalog, s: &Session) -> Vec<Vec<Value>> {
                 ]
             })
             .collect(),
-        "pg_index" => cat.keys.iter().flat_map(|k| k.index.iter().cloned()).collect(),
-        "pg_constraint" => cat.keys.iter().flat_map(|k| k.constraint.iter().cloned()).collect(),
-        "pg_attrdef" => cat.keys.iter().flat_map(|k| k.attrdef.iter().cloned()).collect(),
+        "pg_index" => cat.tables.iter().flat_map(|u| u.keys.index.iter().cloned()).collect(),
+        "pg_constraint" => cat.tables.iter().flat_map(|u| u.keys.constraint.iter().cloned()).collect(),
+        "pg_attrdef" => cat.tables.iter().flat_map(|u| u.keys.attrdef.iter().cloned()).collect(),
         "gp_segment_configuration" => s
             .node
             .segment_configuration()
@@ -319,21 +312,21 @@ fn class_row(c: &ClassRow<'_>) -> Vec<Value> {
 
 fn class_rows(cat: &Catalog) -> Vec<Vec<Value>> {
     let mut out = Vec::new();
-    for (def, keys) in cat.tables.iter().zip(&cat.keys) {
+    for u in &cat.tables {
         out.push(class_row(&ClassRow {
-            oid: table_oid(def),
-            name: &def.name,
-            namespace: PUBLIC_OID,
+            oid: table_oid(&u.def),
+            name: &u.name,
+            namespace: u.namespace,
             am: 2,
-            has_index: !keys.classes.is_empty(),
+            has_index: !u.keys.classes.is_empty(),
             kind: "r",
-            natts: def.columns.len(),
+            natts: u.def.columns.len(),
         }));
-        for (oid, name, natts) in &keys.classes {
+        for (oid, name, natts) in &u.keys.classes {
             out.push(class_row(&ClassRow {
                 oid: *oid,
                 name,
-                namespace: PUBLIC_OID,
+                namespace: u.namespace,
                 am: 403,
                 has_index: false,
                 kind: "i",
@@ -382,7 +375,8 @@ fn att_row(a: &AttRow<'_>) -> Vec<Value> {
 
 fn attribute_rows(cat: &Catalog) -> Vec<Vec<Value>> {
     let mut out = Vec::new();
-    for (def, keys) in cat.tables.iter().zip(&cat.keys) {
+    for u in &cat.tables {
+        let (def, keys) = (&u.def, &u.keys);
         for (i, c) in def.columns.iter().enumerate() {
             let typid = i64::from(type_oid(c.ty));
             let len = TYPES.iter().find(|t| t.0 == typid).map_or(-1, |t| t.2);
@@ -414,9 +408,4 @@ fn attribute_rows(cat: &Catalog) -> Vec<Vec<Value>> {
         }
     }
     out
-}
-
-/// Whether `oid` is a user table's (for `pg_table_is_visible` and the like).
-pub(crate) fn is_user_oid(oid: i64) -> bool {
-    oid >= FIRST_USER_OID
 }

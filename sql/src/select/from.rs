@@ -8,6 +8,7 @@ use super::QueryPlan;
 use crate::error::{SqlError, SqlResult};
 use crate::expr::{ident, CmpOp, Compiler, Expr, Scope};
 use crate::names::{Frame, Rel};
+use crate::schema::{Missing, RelName};
 use crate::Session;
 use segexpand_engine::{Type, Value};
 use sqlparser::ast;
@@ -28,7 +29,7 @@ pub(crate) struct Source {
 /// Where a source's rows come from.
 #[derive(Debug)]
 pub(crate) enum Kind {
-    /// A user table, by name.
+    /// A user table, by its engine name (`s.t` for table t of schema s).
     Table(String),
     /// A catalog table's rows, built when the statement was planned.
     Rows(Vec<Vec<Value>>),
@@ -146,20 +147,9 @@ impl FromList<'_> {
                 args: None,
                 ..
             } => {
-                let parts: Vec<String> = name
-                    .0
-                    .iter()
-                    .filter_map(|p| p.as_ident())
-                    .map(ident)
-                    .collect();
-                let (schema, table) = match parts.as_slice() {
-                    [t] => (None, t.clone()),
-                    [sch, t] => (Some(sch.clone()), t.clone()),
-                    [_, sch, t] => (Some(sch.clone()), t.clone()),
-                    _ => return Err(SqlError::undefined_table(&name.to_string())),
-                };
-                let (kind, cols, schema) = table_source(s, schema, &table)?;
-                (kind, cols, table, Some(schema), alias)
+                let r = RelName::of(name)?;
+                let (kind, cols, schema) = table_source(s, &r)?;
+                (kind, cols, r.name, Some(schema), alias)
             }
             ast::TableFactor::Table {
                 name,
@@ -315,35 +305,31 @@ impl FromList<'_> {
 /// Columns: name and type.
 type Columns = Vec<(String, Type)>;
 
-/// A named table: a catalog table (in `pg_catalog`, or unqualified) or a user table
-/// (unqualified or in `public`). Its source, columns and schema.
-fn table_source(
-    s: &Session,
-    schema: Option<String>,
-    table: &str,
-) -> SqlResult<(Kind, Columns, String)> {
-    let catalog_ok = matches!(schema.as_deref(), None | Some("pg_catalog"));
-    if catalog_ok {
-        if let Some((cols, rows)) = crate::catalog::virtual_table(s, table) {
-            return Ok((Kind::Rows(rows), cols, "pg_catalog".into()));
+/// A named table: a catalog table (in `pg_catalog`, or unqualified: `pg_catalog` comes
+/// first on the search path) or a user table (unqualified or in `public`, or in another
+/// schema). Its source, columns and schema. 42P01 if there is none, also when the schema
+/// is missing (PostgreSQL's message for a FROM item).
+fn table_source(s: &Session, r: &RelName) -> SqlResult<(Kind, Columns, String)> {
+    crate::schema::check_database(s, r)?;
+    if r.may_be_catalog() {
+        if let Some((cols, rows)) = crate::catalog::virtual_table(s, &r.name) {
+            return Ok((Kind::Rows(rows), cols, crate::schema::PG_CATALOG.into()));
         }
     }
     // The operator workflow's progress views, while their schema's tables exist.
-    if let Some(w) = schema
+    if let Some(w) = r
+        .schema
         .as_deref()
-        .and_then(|sch| crate::progress::Workflow::of_view(sch, table))
+        .and_then(|sch| crate::progress::Workflow::of_view(sch, &r.name))
     {
-        let detail = format!("{}.status_detail", schema.as_deref().unwrap_or_default());
-        if s.node.table_id(&detail).is_some() {
+        let sch = r.schema.clone().unwrap_or_default();
+        if s.node.table_id(&format!("{sch}.status_detail")).is_some() {
             let (cols, rows) = crate::progress::view(s, w)?;
-            return Ok((Kind::Rows(rows), cols, schema.unwrap_or_default()));
+            return Ok((Kind::Rows(rows), cols, sch));
         }
     }
-    if !matches!(schema.as_deref(), None | Some("public")) {
-        let full = format!("{}.{table}", schema.unwrap_or_default());
-        return Err(SqlError::undefined_table(&full));
-    }
-    let def = crate::dml::table_def(s, table)?;
+    let def = crate::schema::table_def(s, r, Missing::Relation)?;
     let cols = def.columns.iter().map(|c| (c.name.clone(), c.ty)).collect();
-    Ok((Kind::Table(table.to_string()), cols, "public".into()))
+    let schema = crate::schema::split_engine(&def.name).0.to_string();
+    Ok((Kind::Table(def.name), cols, schema))
 }

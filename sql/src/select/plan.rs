@@ -270,13 +270,22 @@ fn select_items(
                 }
             }
             ast::SelectItem::QualifiedWildcard(kind, _) => {
-                let name = match kind {
-                    ast::SelectItemQualifiedWildcardKind::ObjectName(n) => object_name(n),
-                    ast::SelectItemQualifiedWildcardKind::Expr(e) => e.to_string(),
+                // `t.*` or `s.t.*`.
+                let (schema, name) = match kind {
+                    ast::SelectItemQualifiedWildcardKind::ObjectName(n) => {
+                        let r = crate::schema::RelName::of(n)?;
+                        (r.schema, r.name)
+                    }
+                    ast::SelectItemQualifiedWildcardKind::Expr(e) => (None, e.to_string()),
                 };
                 let r = rels
                     .iter()
-                    .find(|r| r.names.contains(&name))
+                    .find(|r| {
+                        r.names.contains(&name)
+                            && schema
+                                .as_ref()
+                                .is_none_or(|s| r.schema.as_ref().is_none_or(|rs| rs == s))
+                    })
                     .ok_or_else(|| {
                         SqlError::new(
                             "42P01",
