@@ -150,3 +150,62 @@ fn a_segment_in_its_own_directory_survives_reopen_crash_verify_and_retirement() 
     let report = segexpand_engine::verify::verify_dir(&RealVfs, &dir).unwrap();
     assert!(report.problems.is_empty(), "{:?}", report.problems);
 }
+
+/// Retiring a segment holds every table's statements off, but never queues behind a
+/// statement waiting for a row lock: the row's holder must still get its next statement
+/// through, commit, and let the waiter go (before, the holder queued behind the
+/// retirement, which waited for the waiter, which waited for the holder: every one of
+/// them stuck until the lock timeout failed the waiter).
+#[test]
+fn retiring_a_segment_does_not_stall_a_lock_holder_behind_a_lock_waiter() {
+    let root = tempfile::tempdir().unwrap();
+    let node = Node::create_dir(
+        root.path(),
+        3,
+        NodeOptions {
+            lock_timeout: std::time::Duration::from_secs(3),
+            ..NodeOptions::default()
+        },
+    )
+    .unwrap();
+    node.create_table(
+        &TableSpec::new("t")
+            .not_null("id", Type::Int8)
+            .column("v", Type::Int8)
+            .distributed_by(&["id"]),
+    )
+    .unwrap();
+    node.bulk_load("t", (0..100).map(|i| vec![Value::Int8(i), Value::Int8(0)]))
+        .unwrap();
+    let target = Layout {
+        segments: 2,
+        ..node.table_def("t").unwrap().layout
+    };
+    Redistributor::start(node.clone(), "t", target, Options::default())
+        .unwrap()
+        .run()
+        .unwrap();
+    node.cleanup_redistribution("t").unwrap();
+    let set = |tx: &mut segexpand_engine::Txn, id: i64| {
+        tx.update("t", &[Value::Int8(id)], |r: &[Value]| {
+            vec![r[0].clone(), Value::Int8(1)]
+        })
+    };
+    let mut holder = node.begin().unwrap();
+    set(&mut holder, 1).unwrap();
+    std::thread::scope(|s| {
+        let waiter = s.spawn(|| {
+            let mut tx = node.begin().unwrap();
+            set(&mut tx, 1)?;
+            tx.commit()
+        });
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let retire = s.spawn(|| node.retire_segment());
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        // The holder's next statement and commit go through while the retirement waits.
+        set(&mut holder, 2).unwrap();
+        holder.commit().unwrap();
+        waiter.join().unwrap().unwrap();
+        assert_eq!(retire.join().unwrap().unwrap(), 2);
+    });
+}

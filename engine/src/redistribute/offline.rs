@@ -125,7 +125,7 @@ impl Node {
         let seg_dir = self.segment_dir(content);
         {
             // Every table's statements are held off while the segment goes.
-            let _ddls: Vec<_> = rts.iter().map(|rt| rt.ddl.write()).collect();
+            let _ddls = self.hold_all_statements(&rts)?;
             self.log_ddl(&Body::RetireSegment { content })?;
             self.apply_retire_segment(content);
         }
@@ -135,5 +135,50 @@ impl Node {
         self.checkpoint()?;
         self.remove_segment_files(&seg_dir, content)?;
         Ok(content)
+    }
+
+    /// Every table's DDL lock, exclusively: all their statements held off. Taken with
+    /// `try_write` rounds, never a blocking `write`: a statement waiting for a row lock
+    /// keeps its table's DDL lock shared, and a writer queued behind it would make the
+    /// row's holder queue too at its next statement — a wait nobody sees (pgbench's
+    /// clients hung for the lock timeout behind a retirement). Readers are never queued
+    /// behind this: a round that cannot take every lock within 20 ms lets all go and
+    /// tries again, up to the lock timeout.
+    fn hold_all_statements<'a>(
+        &self,
+        rts: &'a [Arc<TableRt>],
+    ) -> Result<Vec<crate::lock::RwLockWriteGuard<'a, ()>>> {
+        let until = Instant::now() + self.options().lock_timeout;
+        loop {
+            let round = Instant::now() + Duration::from_millis(20);
+            let mut held = Vec::with_capacity(rts.len());
+            for rt in rts {
+                loop {
+                    if let Some(g) = rt.ddl.try_write() {
+                        held.push(g);
+                        break;
+                    }
+                    if Instant::now() >= round {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+                if held.len() < rts.len() && Instant::now() >= round {
+                    break;
+                }
+            }
+            if held.len() == rts.len() {
+                return Ok(held);
+            }
+            drop(held);
+            if Instant::now() >= until {
+                return Err(Error::Redistribution(
+                    "could not hold every table's statements off within the lock timeout \
+                     to retire the segment; retry when the load is lighter"
+                        .into(),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 }
