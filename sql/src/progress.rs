@@ -112,10 +112,17 @@ fn fraction(s: &Session, table: &str, completed: bool) -> f64 {
     }
 }
 
-/// `00:01:02` from seconds.
+/// `00:01:02.345678` from seconds (PostgreSQL's interval text).
 fn interval(secs: f64) -> String {
-    let t = secs.max(0.0).round() as u64;
-    format!("{:02}:{:02}:{:02}", t / 3600, (t / 60) % 60, t % 60)
+    let us = (secs.max(0.0) * 1e6).round() as u64;
+    let t = us / 1_000_000;
+    format!(
+        "{:02}:{:02}:{:02}.{:06}",
+        t / 3600,
+        (t / 60) % 60,
+        t % 60,
+        us % 1_000_000
+    )
 }
 
 /// The rows of the progress view of `w`.
