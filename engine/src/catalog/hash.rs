@@ -72,9 +72,15 @@ pub fn random_destination(segment: u16, from: u16, to: u16, identity: u64) -> u1
     segment
 }
 
-/// The identity [`random_destination`] uses for the version at (segment, block, slot).
-pub fn version_identity(segment: u16, block: u32, slot: u16) -> u64 {
-    (u64::from(segment) << 48) | (u64::from(block) << 16) | u64::from(slot)
+/// The identity [`random_destination`] uses for the version at (segment, block, slot)
+/// in the phase of `epoch`. The epoch is part of it so each redistribution draws anew:
+/// with the place alone, a row that stayed in one 4 → 5 expansion would stay in every
+/// later one (the same jump), and an expansion after a shrink back moved only the rows
+/// the shrink had moved (4% instead of 20%). Within a phase the epoch is fixed, so a
+/// revisit decides the same.
+pub fn version_identity(segment: u16, block: u32, slot: u16, epoch: u32) -> u64 {
+    ((u64::from(segment) << 48) | (u64::from(block) << 16) | u64::from(slot))
+        ^ u64::from(epoch).wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
 /// The murmur3 64-bit finalizer: a bijective mix of all input bits into all output bits.

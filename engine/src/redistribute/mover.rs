@@ -237,7 +237,7 @@ impl Node {
             heapwalk::decode_row(heap, &t, b.def.column_types(), &mut row)?;
             let slot = t.tid.slot;
             let to = if dest.is_random() {
-                let identity = version_identity(b.segment, block, slot);
+                let identity = version_identity(b.segment, block, slot, b.def.epoch);
                 random_destination(b.segment, from, dest.segments, identity)
             } else {
                 dest.segment_of(b.def.key_hash(&dest.key, &row))
