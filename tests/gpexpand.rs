@@ -405,7 +405,7 @@ fn a_killed_server_mid_expansion_resumes_without_moving_a_row_twice_and_rollback
         "0"
     );
 
-    // A setup that fails half way (the second directory is not empty) is rolled back.
+    // A directory that is not empty is refused before anything changes.
     let full = work.join("full");
     std::fs::create_dir_all(&full).unwrap();
     std::fs::write(full.join("someone-elses"), b"x").unwrap();
@@ -419,11 +419,35 @@ fn a_killed_server_mid_expansion_resumes_without_moving_a_row_twice_and_rollback
         ),
     );
     let (ok, _, err) = tool(&srv, &work, "gpexpand", &["-i", half.to_str().unwrap()]);
-    assert!(!ok && err.contains("gpexpand -r"), "{err}");
+    assert!(!ok && err.contains("exists and is not empty"), "{err}");
+    assert_eq!(
+        srv.query("select count(*) from gp_segment_configuration"),
+        "3"
+    );
+    assert_eq!(
+        srv.query("select count(*) from segexpand_tables where fq_name like 'gpexpand.%'"),
+        "0"
+    );
+    // A setup interrupted half way (what a crash of the client between its steps leaves:
+    // the status tables, SETUP, one of two segments added) is refused until rolled back.
+    let seg3 = work.join("gpseg3");
+    for sql in [
+        "create schema gpexpand".to_string(),
+        "create table gpexpand.status (status text, updated timestamp) distributed randomly"
+            .to_string(),
+        "insert into gpexpand.status values ('SETUP', now())".to_string(),
+        format!(
+            "select segexpand_add_segment('localhost', '127.0.0.1', 6003, '{}', 5, 3)",
+            seg3.display()
+        ),
+    ] {
+        srv.query(&sql);
+    }
     assert_eq!(
         srv.query("select count(*) from gp_segment_configuration"),
         "4"
     );
+    assert!(seg3.is_dir());
     let (ok, _, err) = tool(&srv, &work, "gpexpand", &[]);
     assert!(!ok && err.contains("did not finish"), "{err}");
     let (ok, out, err) = tool(&srv, &work, "gpexpand", &["-r"]);
@@ -434,7 +458,10 @@ fn a_killed_server_mid_expansion_resumes_without_moving_a_row_twice_and_rollback
     );
     assert!(!work.join("gpseg3").exists());
 
-    // A good setup; rollback is then refused, as gpexpand refuses it.
+    // A good setup; rollback is then refused, as gpexpand refuses it. A table dropped
+    // after setup is NO LONGER EXISTS.
+    let (_, err) = srv.psql("create table gone (a int) distributed by (a);\n");
+    assert!(!err.contains("ERROR"), "{err}");
     let input = write_file(
         &work,
         "in.txt",
@@ -447,6 +474,7 @@ fn a_killed_server_mid_expansion_resumes_without_moving_a_row_twice_and_rollback
     assert!(ok, "{out}{err}");
     let (ok, _, err) = tool(&srv, &work, "gpexpand", &["-r"]);
     assert!(!ok && err.contains("past the point of rollback"), "{err}");
+    srv.query("drop table gone");
 
     // Phase 2, throttled; the server is killed part way.
     let port = srv.port.to_string();
@@ -467,6 +495,9 @@ fn a_killed_server_mid_expansion_resumes_without_moving_a_row_twice_and_rollback
         assert!(t0.elapsed().as_secs() < 60, "no progress: {p:?}");
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+    // One run at a time; and no cleanup while tables are part way.
+    let (ok, _, err) = tool(&srv, &work, "gpexpand", &[]);
+    assert!(!ok && err.contains("another gpexpand is running"), "{err}");
     let dir = srv.kill9();
     let _ = run.wait();
     let srv = Server::start_in(dir, 3);
@@ -476,6 +507,8 @@ fn a_killed_server_mid_expansion_resumes_without_moving_a_row_twice_and_rollback
         .parse()
         .unwrap();
     assert!(on_new_before > 0, "the moved rows were lost");
+    let (ok, _, err) = tool(&srv, &work, "gpexpand", &["-c", "-s"]);
+    assert!(!ok && err.contains("has not completed"), "{err}");
     let (ok, out, err) = tool(&srv, &work, "gpexpand", &["-S"]);
     assert!(ok, "{out}{err}");
     assert_eq!(
@@ -494,6 +527,10 @@ fn a_killed_server_mid_expansion_resumes_without_moving_a_row_twice_and_rollback
     // visited again.
     assert!(number_after(&out, "in place; ") > 0, "{out}");
     assert_eq!(srv.query("select count(*), sum(id) from t"), sums);
+    assert_eq!(
+        srv.query("select status from gpexpand.status_detail where fq_name = 'public.gone'"),
+        "NO LONGER EXISTS"
+    );
     let (ok, _, _) = tool(&srv, &work, "gpexpand", &["-c", "-s"]);
     assert!(ok);
 }

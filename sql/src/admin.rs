@@ -78,7 +78,14 @@ pub(crate) fn call(s: &mut Session, f: &str, args: &[Literal]) -> SqlResult<Outp
     }
     let bad_args = |sig: &str| SqlError::new("42883", format!("function {f}({sig}) expected"));
     let ids: Vec<u16> = match f {
-        "segexpand_add_segment" => {
+        "segexpand_operator_lock" => {
+            let [Literal::Text(name)] = args else {
+                return Err(bad_args("name text"));
+            };
+            operator_lock(s, name)?;
+            return Ok(crate::one_value(f, Type::Bool, "t".into()));
+        }
+        "segexpand_add_segment" | "segexpand_check_segment" => {
             const SIG: &str = "hostname text, address text, port int, datadir text, dbid int, \
                                content int";
             let [Literal::Text(host), Literal::Text(addr), Literal::Int(port), Literal::Text(dir), Literal::Int(dbid), Literal::Int(content)] =
@@ -103,6 +110,10 @@ pub(crate) fn call(s: &mut Session, f: &str, args: &[Literal]) -> SqlResult<Outp
                 address: addr.clone(),
                 ..SegmentConfig::local(range("content", *content, 0, 4095)?, dir.clone())
             };
+            if f == "segexpand_check_segment" {
+                s.node.check_new_segment(config)?;
+                return Ok(crate::one_value(f, Type::Bool, "t".into()));
+            }
             vec![s.node.add_segment_with(config)?]
         }
         "segexpand_retire_segments" => {
@@ -144,6 +155,41 @@ pub(crate) fn call(s: &mut Session, f: &str, args: &[Literal]) -> SqlResult<Outp
     })
 }
 
+/// Operator locks: (node, name, holding session), held until the session ends.
+static LOCKS: Mutex<Vec<(usize, String, usize)>> = Mutex::new(Vec::new());
+
+fn session_token(s: &Session) -> usize {
+    std::sync::Arc::as_ptr(&s.info.cancel) as usize
+}
+
+/// `SELECT segexpand_operator_lock('gpexpand')`: one gpexpand (gpshrink) run at a time
+/// per node. Held by the session until it ends (the client exits or dies); 55P03 while
+/// another session holds it.
+fn operator_lock(s: &Session, name: &str) -> SqlResult<()> {
+    let (node, me) = (node_id(s), session_token(s));
+    let mut locks = LOCKS.lock().unwrap_or_else(|e| e.into_inner());
+    match locks.iter().find(|(n, l, _)| *n == node && l == name) {
+        Some((_, _, holder)) if *holder == me => Ok(()),
+        Some(_) => Err(SqlError::new(
+            "55P03",
+            format!("another {name} is running on this node (its session holds the lock)"),
+        )),
+        None => {
+            locks.push((node, name.to_string(), me));
+            Ok(())
+        }
+    }
+}
+
+/// Releases the session's operator locks (it is ending).
+pub(crate) fn release_locks(s: &Session) {
+    let (node, me) = (node_id(s), session_token(s));
+    LOCKS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .retain(|(n, _, h)| !(*n == node && *h == me));
+}
+
 /// `ALTER TABLE t SHRINK TABLE TO n`: redistributes `t` onto segments `0..n`, online.
 pub(crate) fn shrink(s: &mut Session, table: &crate::schema::RelName, n: i64) -> SqlResult<Output> {
     let table = &crate::schema::table(s, table, crate::schema::Missing::SchemaFirst)?.engine;
@@ -156,6 +202,12 @@ pub(crate) fn shrink(s: &mut Session, table: &crate::schema::RelName, n: i64) ->
     if n == have && def.redistribution.is_none() {
         s.notices
             .push(format!("table \"{table}\" is already on {n} segments"));
+        return Ok(Output::Command("ALTER TABLE".into()));
+    }
+    if n > have && def.redistribution.is_none() {
+        s.notices.push(format!(
+            "table \"{table}\" is on {have} segments, already fewer than {n}"
+        ));
         return Ok(Output::Command("ALTER TABLE".into()));
     }
     if n < 1 || (n > have && target_now != Some(n)) {

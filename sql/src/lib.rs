@@ -563,6 +563,7 @@ impl Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
+        admin::release_locks(self);
         // A client that went away mid-transaction: its work rolls back.
         if let Some(tx) = self.txn.take() {
             let _ = tx.rollback();
@@ -598,7 +599,7 @@ pub(crate) fn now_micros() -> i64 {
 }
 
 /// A one-row, one-column result.
-fn one_value(name: &str, ty: Type, v: String) -> Output {
+pub(crate) fn one_value(name: &str, ty: Type, v: String) -> Output {
     Output::Rows {
         columns: vec![Column {
             name: name.into(),

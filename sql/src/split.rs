@@ -64,7 +64,12 @@ pub enum Piece {
 
 /// Operator functions run as statements of their own (they change the segment
 /// configuration, which no transaction can undo): `SELECT f(args)`.
-pub const ADMIN_FUNCTIONS: &[&str] = &["segexpand_add_segment", "segexpand_retire_segments"];
+pub const ADMIN_FUNCTIONS: &[&str] = &[
+    "segexpand_add_segment",
+    "segexpand_check_segment",
+    "segexpand_retire_segments",
+    "segexpand_operator_lock",
+];
 
 /// A literal argument of an operator function.
 #[derive(Debug, Clone, PartialEq, Eq)]

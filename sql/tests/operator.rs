@@ -96,6 +96,56 @@ fn add_segment_deadline_resume_shrink_and_retire_through_sql() {
         err(&mut s, "SELECT segexpand_add_segment('h', 1)").0,
         "42883"
     );
+    // Checked before anything changes: a directory that cannot be made (under a file),
+    // one reached through a symbolic link into the node's directory, one not empty.
+    let file = root.path().join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    let check = |dir: &std::path::Path| {
+        format!(
+            "SELECT segexpand_check_segment('localhost', '127.0.0.1', 7003, '{}', 5, 3)",
+            dir.display()
+        )
+    };
+    let (code, msg) = err(&mut s, &check(&file.join("sub")));
+    assert_eq!(code, "22023", "{msg}");
+    assert!(msg.contains("cannot create"), "{msg}");
+    std::os::unix::fs::symlink(&dir, root.path().join("link")).unwrap();
+    let (code, msg) = err(&mut s, &check(&root.path().join("link/inside")));
+    assert_eq!(code, "22023");
+    assert!(msg.contains("inside the node's data directory"), "{msg}");
+    let full = root.path().join("full");
+    std::fs::create_dir(&full).unwrap();
+    std::fs::write(full.join("x"), b"x").unwrap();
+    let (code, msg) = err(&mut s, &check(&full));
+    assert_eq!(code, "22023");
+    assert!(msg.contains("not empty"), "{msg}");
+    let fresh = root.path().join("disk3/gpseg3");
+    assert_eq!(one(&mut s, &check(&fresh)), "t");
+    assert!(!fresh.exists(), "the check left the directory it made");
+    assert_eq!(
+        one(&mut s, "SELECT count(*) FROM gp_segment_configuration"),
+        "3"
+    );
+    // One operator run at a time: the lock is the session's.
+    let mut other = Session::new(node.clone(), "u", "d");
+    assert_eq!(
+        one(&mut s, "SELECT segexpand_operator_lock('gpexpand')"),
+        "t"
+    );
+    assert_eq!(
+        err(&mut other, "SELECT segexpand_operator_lock('gpexpand')").0,
+        "55P03"
+    );
+    assert_eq!(
+        one(&mut other, "SELECT segexpand_operator_lock('gpshrink')"),
+        "t"
+    );
+    drop(other);
+    let mut third = Session::new(node.clone(), "u", "d");
+    assert_eq!(
+        one(&mut third, "SELECT segexpand_operator_lock('gpshrink')"),
+        "t"
+    );
 
     let t = rows(
         &mut s,
@@ -184,7 +234,12 @@ fn add_segment_deadline_resume_shrink_and_retire_through_sql() {
         one(&mut s, "SELECT count(*) FROM r WHERE gp_segment_id = 2"),
         "0"
     );
-    assert_eq!(err(&mut s, "ALTER TABLE t SHRINK TABLE TO 4").0, "22023");
+    ok(&mut s, "ALTER TABLE t SHRINK TABLE TO 4");
+    let n = s.take_notices();
+    assert!(
+        n.iter().any(|x| x.contains("already fewer than 4")),
+        "{n:?}"
+    );
     assert_eq!(err(&mut s, "ALTER TABLE t SHRINK TABLE TO 0").0, "22023");
     assert_eq!(err(&mut s, "ALTER TABLE t SHRINK TABLE 2").0, "42601");
     let (code, _) = err(&mut s, "SELECT segexpand_retire_segments(1)");

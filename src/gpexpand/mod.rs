@@ -255,9 +255,18 @@ fn say(args: &ExpandArgs, m: impl std::fmt::Display) {
 
 fn run_inner(w: Workflow, args: &ExpandArgs) -> Res<()> {
     let conn = args.conn();
+    // Options are checked before anything is read or changed.
+    deadline(args)?;
     let mut db = Db::open(&conn, args.verbose)?;
     if args.status {
         return show::status(&mut db, w, args.watch);
+    }
+    // One run at a time: the lock is the session's, so it goes when this client does.
+    if let Err(e) = db.q(&format!(
+        "SELECT segexpand_operator_lock({})",
+        literal(w.tool())
+    )) {
+        return fail(e.message);
     }
     let statuses = db.statuses(w)?;
     let setup_done = statuses.iter().any(|s| s == "SETUP DONE");
@@ -486,11 +495,26 @@ fn redistribute(db: &mut Db, conn: &ConnParams, w: Workflow, args: &ExpandArgs) 
         .collect();
     let left = db
         .q(&format!(
-            "SELECT count(*) FROM {schema}.status_detail WHERE status IN ('NOT STARTED', 'IN PROGRESS')"
+            "SELECT count(*) FROM {schema}.status_detail \
+             WHERE status IS NULL OR status NOT IN ('COMPLETED', 'NO LONGER EXISTS')"
         ))?
         .scalar()
         .unwrap_or("0")
         .to_string();
+    let odd = db.q(&format!(
+        "SELECT fq_name, status FROM {schema}.status_detail \
+         WHERE status IS NULL OR status NOT IN ('COMPLETED', 'NO LONGER EXISTS', 'NOT STARTED', 'IN PROGRESS')"
+    ))?;
+    for r in &odd.rows {
+        let cell = |i: usize| r.get(i).cloned().flatten().unwrap_or_else(|| "NULL".into());
+        eprintln!(
+            "{}: table {} has status {:?}, which {} does not queue: set it to 'NOT STARTED' to include it",
+            w.tool(),
+            cell(0),
+            cell(1),
+            w.tool()
+        );
+    }
     if left == "0" && failed.is_empty() {
         if let Some(n) = target {
             plan::retire(db, n, args)?;
@@ -556,20 +580,22 @@ fn one_table(
 ) -> Outcome {
     let schema = w.schema();
     let r = (|| -> Result<Outcome, WireError> {
-        let live = db
+        // The table is the one setup recorded, by oid: its name now (a row's fq_name may
+        // have been edited; a table of that name may be another one).
+        let name = db
             .q(&format!(
-                "SELECT count(*) FROM segexpand_tables WHERE table_oid = {}",
+                "SELECT fq_name FROM segexpand_tables WHERE table_oid = {}",
                 t.oid
             ))?
             .scalar()
-            == Some("1");
-        if !live {
+            .map(str::to_string);
+        let Some(name) = name else {
             db.q(&format!(
                 "UPDATE {schema}.status_detail SET status = 'NO LONGER EXISTS' WHERE table_oid = {}",
                 t.oid
             ))?;
             return Ok(Outcome::Gone);
-        }
+        };
         db.q(&format!(
             "UPDATE {schema}.status_detail SET status = 'IN PROGRESS', expansion_started = now() \
              WHERE table_oid = {}",
@@ -577,8 +603,8 @@ fn one_table(
         ))?;
         bars.started(&t.fq_name);
         let stmt = match target {
-            None => format!("ALTER TABLE {} EXPAND TABLE", quoted(&t.fq_name)),
-            Some(n) => format!("ALTER TABLE {} SHRINK TABLE TO {n}", quoted(&t.fq_name)),
+            None => format!("ALTER TABLE {} EXPAND TABLE", quoted(&name)),
+            Some(n) => format!("ALTER TABLE {} SHRINK TABLE TO {n}", quoted(&name)),
         };
         let reply = db.q(&stmt)?;
         let stopped = reply
@@ -599,7 +625,7 @@ fn one_table(
             return Ok(Outcome::Stopped);
         }
         if args.analyze {
-            db.q(&format!("ANALYZE {}", quoted(&t.fq_name)))?;
+            db.q(&format!("ANALYZE {}", quoted(&name)))?;
         }
         db.q(&format!(
             "UPDATE {schema}.status_detail SET status = 'COMPLETED', expansion_finished = now() \
@@ -650,12 +676,18 @@ fn clean(db: &mut Db, w: Workflow, args: &ExpandArgs, statuses: &[String]) -> Re
     if statuses.is_empty() {
         return fail(format!("There is no {} schema to clean up", w.tool()));
     }
-    let running = statuses.last().map(String::as_str) == Some(&format!("{} STARTED", w.word()));
-    if running {
+    let complete = statuses.last().map(String::as_str) == Some(&format!("{} COMPLETE", w.word()));
+    let set_up = statuses.iter().any(|s| s == "SETUP DONE");
+    if set_up && !complete {
         return fail(format!(
-            "{} is running (the last status is {} STARTED); stop it first",
-            w.tool(),
-            w.word()
+            "the {} has not completed (the last status is {}): tables may be part way; run \
+             {} to finish it first (or -r before SETUP DONE)",
+            match w {
+                Workflow::Expand => "expansion",
+                Workflow::Shrink => "shrink",
+            },
+            statuses.last().cloned().unwrap_or_default(),
+            w.tool()
         ));
     }
     let dump = if args.silent {

@@ -85,7 +85,7 @@ fn read_input(db: &mut Db, w: Workflow, path: &Path, host: &str) -> Res<Vec<Segm
                 .map_err(|e| Failure(e.to_string()))?;
             let local = local_names(host);
             for (i, s) in segs.iter().enumerate() {
-                if !local.contains(&s.hostname) && !local.contains(&s.address) {
+                if !local.contains(&s.hostname) || !local.contains(&s.address) {
                     return fail(format!(
                         "Invalid input file {name}: segment {} (content {}) is on host {} \
                          (address {}), which is not this server's host: segexpand serve runs \
@@ -183,6 +183,30 @@ pub(super) fn setup(db: &mut Db, w: Workflow, args: &ExpandArgs, input: &Path) -
     let host = args.conn().host;
     let segs = read_input(db, w, input, &host)?;
     let schema = w.schema();
+    // Every new segment checked by the server as it will add it (directory creatable
+    // and writable, outside the node's, dbid free) before anything changes.
+    if w == Workflow::Expand {
+        for s in &segs {
+            let r = db.q(&format!(
+                "SELECT segexpand_check_segment({}, {}, {}, {}, {}, {})",
+                literal(&s.hostname),
+                literal(&s.address),
+                s.port,
+                literal(&s.datadir),
+                s.dbid,
+                s.content
+            ));
+            if let Err(e) = r {
+                return fail(format!(
+                    "Invalid input file {}: segment content {} ({}): {}",
+                    input.display(),
+                    s.content,
+                    s.datadir,
+                    e.message
+                ));
+            }
+        }
+    }
     // The user tables as they are now, before anything changes.
     let tables = db.q("SELECT fq_name, table_oid, bytes FROM segexpand_tables \
          WHERE fq_name NOT LIKE 'gpexpand.%' AND fq_name NOT LIKE 'gpshrink.%' ORDER BY fq_name")?;

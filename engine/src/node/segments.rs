@@ -53,14 +53,38 @@ impl Node {
     /// outside the node's data directory and outside every other segment's directory,
     /// and must not exist or be an empty directory. The configuration row is logged and
     /// synced before the directory is made, so recovery makes it again after a crash.
-    pub fn add_segment_with(&self, mut config: SegmentConfig) -> Result<u16> {
-        let bad = |m: String| Err(Error::InvalidArgument(m));
+    pub fn add_segment_with(&self, config: SegmentConfig) -> Result<u16> {
         let next = self.segments().iter().map(|s| s + 1).max().unwrap_or(0);
         if config.content != next {
-            return bad(format!(
+            return Err(Error::InvalidArgument(format!(
                 "content id {} is not the next one ({next})",
                 config.content
-            ));
+            )));
+        }
+        let config = self.check_new_segment(config)?;
+        if config.external {
+            // Made (and proved writable) before the row is logged: a directory that
+            // cannot be made is refused here, instead of failing the node after the
+            // log has promised it (and again at every recovery).
+            self.prepare_segment_dir(&config)?;
+        }
+        let content = config.content;
+        self.add_segment(config)?;
+        Ok(content)
+    }
+
+    /// Checks a segment's configuration row as [`Node::add_segment_with`] does, changing
+    /// nothing that stays: its content id must be unused (one past the highest when
+    /// added), its dbid unused, a primary; an external directory absolute, outside the
+    /// node's and every segment's (symbolic links followed), missing or empty, and
+    /// creatable and writable (a missing one is made and removed again to find out).
+    /// Returns the row with `external` set. gpexpand checks every new segment so before
+    /// it changes anything.
+    pub fn check_new_segment(&self, mut config: SegmentConfig) -> Result<SegmentConfig> {
+        let bad = |m: String| Err(Error::InvalidArgument(m));
+        let next = self.segments().iter().map(|s| s + 1).max().unwrap_or(0);
+        if config.content < next {
+            return bad(format!("content id {} is in use", config.content));
         }
         if config.content >= SEGMENTS_MAX {
             return Err(Error::LimitExceeded(format!(
@@ -82,57 +106,124 @@ impl Node {
                 ));
             }
         }
-        let default = self.dir.join(segment_dir_name(config.content));
-        let path = std::path::PathBuf::from(&config.datadir);
-        config.external = path != default;
-        if config.external {
-            if !path.is_absolute() {
-                return bad(format!(
-                    "data directory {} must be an absolute path",
-                    config.datadir
-                ));
-            }
-            if path.starts_with(&self.dir) || self.dir.starts_with(&path) {
-                return bad(format!(
-                    "data directory {} is inside the node's data directory {} (or holds it); \
-                     give a directory outside it, or {} for the node's own",
-                    config.datadir,
-                    self.dir.display(),
-                    default.display()
-                ));
-            }
-            let cat = self.catalog.read();
-            if let Some(s) = cat.segments.iter().find(|s| {
-                let d = s.dir(&self.dir);
-                path.starts_with(&d) || d.starts_with(&path)
-            }) {
-                return bad(format!(
-                    "data directory {} overlaps segment {}'s ({})",
-                    config.datadir,
-                    s.content,
-                    s.dir(&self.dir).display()
-                ));
-            }
-            drop(cat);
-            if self.vfs.exists(&path).map_err(io("stat", &path))?
-                && !self
-                    .vfs
-                    .list_dir(&path)
-                    .map_err(io("list", &path))?
-                    .is_empty()
-            {
-                return bad(format!(
-                    "data directory {} exists and is not empty",
-                    config.datadir
-                ));
-            }
-        }
         if self.catalog.read().segments.iter().any(|s| s.dbid == config.dbid) {
             return bad(format!("dbid {} is in use", config.dbid));
         }
-        let content = config.content;
-        self.add_segment(config)?;
-        Ok(content)
+        let default = self.dir.join(segment_dir_name(config.content));
+        let path = std::path::PathBuf::from(&config.datadir);
+        config.external = path != default;
+        if !config.external {
+            return Ok(config);
+        }
+        if !path.is_absolute()
+            || path
+                .components()
+                .any(|c| matches!(c, std::path::Component::ParentDir))
+        {
+            return bad(format!(
+                "data directory {} must be an absolute path without ..",
+                config.datadir
+            ));
+        }
+        // Symbolic links followed: the deepest existing ancestor, resolved, plus the rest.
+        let real = |p: &std::path::Path| -> std::path::PathBuf {
+            let mut head = p.to_path_buf();
+            let mut tail = Vec::new();
+            loop {
+                if let Ok(r) = std::fs::canonicalize(&head) {
+                    return tail.iter().rev().fold(r, |acc, t| acc.join(t));
+                }
+                match (head.file_name().map(|f| f.to_os_string()), head.parent()) {
+                    (Some(f), Some(parent)) => {
+                        tail.push(f);
+                        head = parent.to_path_buf();
+                    }
+                    _ => return p.to_path_buf(),
+                }
+            }
+        };
+        let (real_path, real_node) = (real(&path), real(&self.dir));
+        if real_path.starts_with(&real_node) || real_node.starts_with(&real_path) {
+            return bad(format!(
+                "data directory {} is inside the node's data directory {} (or holds it); \
+                 give a directory outside it, or {} for the node's own",
+                config.datadir,
+                self.dir.display(),
+                default.display()
+            ));
+        }
+        let overlaps: Vec<(u16, std::path::PathBuf)> = self
+            .catalog
+            .read()
+            .segments
+            .iter()
+            .map(|s| (s.content, s.dir(&self.dir)))
+            .collect();
+        for (content, d) in overlaps {
+            let d = real(&d);
+            if real_path.starts_with(&d) || d.starts_with(&real_path) {
+                return bad(format!(
+                    "data directory {} overlaps segment {content}'s ({})",
+                    config.datadir,
+                    d.display()
+                ));
+            }
+        }
+        let exists = self.vfs.exists(&path).map_err(|e| {
+            Error::InvalidArgument(format!(
+                "data directory {}: cannot create it: {e}",
+                config.datadir
+            ))
+        })?;
+        if exists
+            && !self
+                .vfs
+                .list_dir(&path)
+                .map_err(|e| {
+                    Error::InvalidArgument(format!(
+                        "data directory {} cannot be read as a directory: {e}",
+                        config.datadir
+                    ))
+                })?
+                .is_empty()
+        {
+            return bad(format!(
+                "data directory {} exists and is not empty",
+                config.datadir
+            ));
+        }
+        self.prepare_segment_dir(&config)?;
+        if !exists {
+            let _ = self.vfs.remove_dir(&path);
+        }
+        Ok(config)
+    }
+
+    /// Makes an external segment directory and proves it writable (a probe file written,
+    /// synced and removed). Errors are the caller's input's fault: InvalidArgument.
+    fn prepare_segment_dir(&self, config: &SegmentConfig) -> Result<()> {
+        let path = std::path::PathBuf::from(&config.datadir);
+        let cannot = |what: &str, e: std::io::Error| {
+            Error::InvalidArgument(format!(
+                "data directory {}: cannot {what}: {e}",
+                config.datadir
+            ))
+        };
+        self.vfs
+            .create_dir_all(&path)
+            .map_err(|e| cannot("create it", e))?;
+        let probe = path.join(".segexpand-probe");
+        let f = self
+            .vfs
+            .open(&probe, true)
+            .map_err(|e| cannot("write in it", e))?;
+        f.write_all_at(b"probe", 0)
+            .map_err(|e| cannot("write in it", e))?;
+        f.sync().map_err(|e| cannot("sync in it", e))?;
+        drop(f);
+        self.vfs
+            .remove_file(&probe)
+            .map_err(|e| cannot("remove a file in it", e))
     }
 
     pub(super) fn add_segment(&self, config: SegmentConfig) -> Result<()> {
