@@ -227,8 +227,17 @@ fn add_segment_deadline_resume_shrink_and_retire_through_sql() {
     assert_eq!(one(&mut s, "SELECT count(*) FROM t"), "20000");
     assert_eq!(one(&mut s, "SELECT sum(id) FROM t"), "200010000");
 
-    // The random table too; then both back to 2 segments and the segment retired.
+    // The random table too, the gpexpand way (locked and rewritten: every row moves);
+    // then both back to 2 segments and the segment retired.
+    ok(&mut s, "SET segexpand.redistribute_offline = on");
     ok(&mut s, "ALTER TABLE r EXPAND TABLE");
+    let n = s.take_notices();
+    assert!(
+        n.iter()
+            .any(|x| x.contains("offline") && x.contains("moved 3000 rows")),
+        "{n:?}"
+    );
+    ok(&mut s, "SET segexpand.redistribute_offline = off");
     assert_eq!(one(&mut s, "SELECT count(*) FROM r"), "3000");
     assert_ne!(
         one(&mut s, "SELECT count(*) FROM r WHERE gp_segment_id = 2"),
