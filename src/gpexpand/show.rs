@@ -101,6 +101,9 @@ impl Bars {
 /// `--status`: the queue, the tables in progress and the estimate; with `watch`, again
 /// every second while the run goes on.
 pub(super) fn status(db: &mut Db, w: Workflow, watch: bool) -> Res<()> {
+    if watch {
+        return watch_bars(db, w);
+    }
     loop {
         let statuses = db.statuses(w)?;
         if statuses.is_empty() {
@@ -156,5 +159,80 @@ pub(super) fn status(db: &mut Db, w: Workflow, watch: bool) -> Res<()> {
         }
         std::thread::sleep(Duration::from_secs(1));
         println!();
+    }
+}
+
+/// `--status --watch`: a line with the run's status, rate and estimate, and an
+/// indicatif bar (blocks, rate, eta) for each table in progress, redrawn every half
+/// second until the run is no longer `… STARTED`.
+fn watch_bars(db: &mut Db, w: Workflow) -> Res<()> {
+    let multi = MultiProgress::new();
+    let head = multi.add(ProgressBar::new_spinner());
+    head.set_style(
+        ProgressStyle::with_template("{spinner} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    let mut bars: HashMap<String, ProgressBar> = HashMap::new();
+    loop {
+        let statuses = db.statuses(w)?;
+        let last = statuses.last().cloned().unwrap_or_default();
+        let view = if statuses.is_empty() {
+            Vec::new()
+        } else {
+            db.q(&format!(
+                "SELECT name, value FROM {}.{}",
+                w.schema(),
+                w.view()
+            ))?
+            .rows
+        };
+        let value = |name: &str| {
+            view.iter()
+                .find(|r| r.first().cloned().flatten().as_deref() == Some(name))
+                .and_then(|r| r.get(1).cloned().flatten())
+                .unwrap_or_else(|| "-".into())
+        };
+        head.set_message(format!(
+            "{}: {last}; tables left {}, in progress {}; rate {}; time to completion {}",
+            w.tool(),
+            value("Tables Left"),
+            value("Tables In Progress"),
+            value(match w {
+                Workflow::Expand => "Estimated Expansion Rate",
+                Workflow::Shrink => "Estimated Shrink Rate",
+            }),
+            value("Estimated Time to Completion")
+        ));
+        head.tick();
+        let running = db.q(
+            "SELECT fq_name, blocks_total, blocks_done FROM segexpand_tables \
+             WHERE state = 'redistributing'",
+        )?;
+        let mut seen = Vec::new();
+        for r in &running.rows {
+            let cell = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
+            let name = cell(0);
+            let bar = bars.entry(name.clone()).or_insert_with(|| {
+                let b = multi.add(ProgressBar::new(0));
+                b.set_style(style());
+                b.set_message(name.clone());
+                b
+            });
+            bar.set_length(cell(1).parse().unwrap_or(0));
+            bar.set_position(cell(2).parse().unwrap_or(0));
+            seen.push(name);
+        }
+        bars.retain(|name, bar| {
+            let keep = seen.contains(name);
+            if !keep {
+                bar.finish_and_clear();
+            }
+            keep
+        });
+        if last != format!("{} STARTED", w.word()) {
+            head.finish();
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(500));
     }
 }
