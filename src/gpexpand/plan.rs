@@ -305,7 +305,7 @@ pub(super) fn retire(db: &mut Db, n: u16, args: &ExpandArgs) -> Res<()> {
             say(args, format!("{t}: moving off the segments to retire"));
             db.q(&format!(
                 "ALTER TABLE {} SHRINK TABLE TO {n}",
-                super::quoted(&t)
+                super::phase2::quoted(&t)
             ))?;
         }
         let r = db.q(&format!("SELECT segexpand_retire_segments({})", have - n))?;
@@ -330,7 +330,7 @@ pub(super) fn remove_added_segments(db: &mut Db, args: &ExpandArgs) -> Res<()> {
 /// The interview (no `-i`): gpexpand's questions; writes the input file.
 pub(super) fn interview_to_file(db: &mut Db, args: &ExpandArgs) -> Res<()> {
     let cluster = cluster(db)?;
-    let now = segexpand_ops::Timestamp::from_unix(super::unix_now());
+    let now = segexpand_ops::Timestamp::from_unix(super::phase2::unix_now());
     let stdin = std::io::stdin();
     let mut input = stdin.lock();
     let mut output = std::io::stdout();
