@@ -490,6 +490,19 @@ pub(crate) fn redistribute(s: &mut Session, table: &str, target: Layout) -> SqlR
         Finish::Flipped => {
             s.notices
                 .push(format!("redistributed \"{table}\": {counts}"));
+            // The moved rows' old versions are reclaimed now, as far as running snapshots
+            // allow (VACUUM or a later redistribution takes the rest): after gpexpand the
+            // old segments should not keep a copy of every row that left them.
+            match s.node.cleanup_redistribution(table) {
+                Ok(p) => s.notices.push(format!(
+                    "cleanup of \"{table}\": {} old versions removed, {} bytes reclaimed",
+                    p.versions_removed, p.bytes_freed
+                )),
+                Err(e) => s.notices.push(format!(
+                    "cleanup of \"{table}\" after its flip failed ({e}); VACUUM reclaims \
+                     the moved rows' old versions"
+                )),
+            }
             Ok(Output::Command("ALTER TABLE".into()))
         }
         Finish::Stopped if stopped_at_deadline.load(std::sync::atomic::Ordering::Acquire) => {
