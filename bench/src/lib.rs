@@ -1,6 +1,10 @@
 //! segexpand-bench: shared pieces of the criterion benchmarks (`benches/`) and the probe
 //! examples (`examples/`), so a figure in one and a figure in the other measure the same
-//! thing.
+//! thing; and the research harness's building blocks (issue 13, in progress): seeded
+//! workloads ([`workload`]) and latency recording ([`latency`]).
+
+pub mod latency;
+pub mod workload;
 
 use segexpand_engine::{Error, Node};
 use std::sync::Arc;
