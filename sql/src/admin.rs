@@ -253,11 +253,8 @@ pub(crate) fn tables_relation(s: &Session) -> TableRows {
             Some(p) if p.cancelling => "cancelling",
             Some(_) => "redistributing",
         };
-        let fq = if name.contains('.') {
-            name.clone()
-        } else {
-            format!("public.{name}")
-        };
+        let (schema, bare) = crate::schema::split_engine(&name);
+        let fq = format!("{schema}.{bare}");
         rows.push(vec![
             Value::Text(fq),
             Value::Int8(crate::catalog::table_oid(&def)),

@@ -94,8 +94,9 @@ fn number(v: &Value) -> f64 {
 }
 
 /// The engine name of a `schema.table` name (`public.t` is `t`).
-pub(crate) fn engine_name(fq: &str) -> String {
-    fq.strip_prefix("public.").unwrap_or(fq).to_string()
+fn engine_name(fq: &str) -> String {
+    let (schema, name) = fq.split_once('.').unwrap_or((crate::schema::PUBLIC, fq));
+    crate::schema::engine_name(schema, name)
 }
 
 /// Fraction of a table's move done: 1 for a finished table, the phase's finished blocks

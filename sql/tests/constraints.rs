@@ -4,40 +4,9 @@
 //! INSERT and COPY.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
-use segexpand_engine::{Node, NodeOptions};
-use segexpand_sql::{Output, Session, SqlError};
-use std::sync::Arc;
-
-fn session() -> (tempfile::TempDir, Arc<Node>, Session) {
-    let dir = tempfile::tempdir().unwrap();
-    let node = Node::create_dir(dir.path(), 3, NodeOptions::default()).unwrap();
-    let s = Session::new(node.clone(), "u", "d");
-    (dir, node, s)
-}
-
-fn ok(s: &mut Session, sql: &str) -> Output {
-    let mut out = s.execute(sql);
-    for r in &out {
-        if let Err(e) = r {
-            panic!("{sql}: {e}");
-        }
-    }
-    out.pop().unwrap().unwrap()
-}
-
-fn err(s: &mut Session, sql: &str) -> SqlError {
-    match s.execute(sql).pop().unwrap() {
-        Err(e) => e,
-        Ok(o) => panic!("{sql}: expected an error, got {o:?}"),
-    }
-}
-
-fn rows(s: &mut Session, sql: &str) -> Vec<Vec<Option<String>>> {
-    match ok(s, sql) {
-        Output::Rows { rows, .. } => rows,
-        other => panic!("{sql}: {other:?}"),
-    }
-}
+#[path = "support/session.rs"]
+mod support;
+use support::{err, ok, rows, session};
 
 fn text(v: &[&str]) -> Vec<Option<String>> {
     v.iter().map(|x| Some(x.to_string())).collect()

@@ -5,30 +5,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 use segexpand_engine::{Node, NodeOptions, Value};
-use segexpand_sql::{Output, Session};
+use segexpand_sql::Session;
+#[path = "support/session.rs"]
+mod support;
+use support::{ok, rows};
 
-fn ok(s: &mut Session, sql: &str) -> Output {
-    let mut out = s.execute(sql);
-    for r in &out {
-        if let Err(e) = r {
-            panic!("{sql}: {e}");
-        }
-    }
-    out.pop().unwrap().unwrap()
-}
-
-fn rows(s: &mut Session, sql: &str) -> Vec<Vec<Option<String>>> {
-    match ok(s, sql) {
-        Output::Rows { rows, .. } => rows,
-        other => panic!("{sql}: {other:?}"),
-    }
-}
-
+/// The SQLSTATE and message of the error `sql` gives.
 fn err(s: &mut Session, sql: &str) -> (String, String) {
-    match s.execute(sql).pop().unwrap() {
-        Err(e) => (e.sqlstate.to_string(), e.message.clone()),
-        Ok(o) => panic!("{sql}: expected an error, got {o:?}"),
-    }
+    let e = support::err(s, sql);
+    (e.sqlstate.to_string(), e.message)
 }
 
 fn one(s: &mut Session, sql: &str) -> String {

@@ -6,32 +6,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 use segexpand_engine::{Node, NodeOptions, Value};
-use segexpand_sql::{Output, Session, SqlError};
-use std::sync::Arc;
-
-fn session() -> (tempfile::TempDir, Arc<Node>, Session) {
-    let dir = tempfile::tempdir().unwrap();
-    let node = Node::create_dir(dir.path(), 3, NodeOptions::default()).unwrap();
-    let s = Session::new(node.clone(), "u", "d");
-    (dir, node, s)
-}
-
-fn ok(s: &mut Session, sql: &str) -> Output {
-    let mut out = s.execute(sql);
-    for r in &out {
-        if let Err(e) = r {
-            panic!("{sql}: {e}");
-        }
-    }
-    out.pop().unwrap().unwrap()
-}
-
-fn err(s: &mut Session, sql: &str) -> SqlError {
-    match s.execute(sql).pop().unwrap() {
-        Err(e) => e,
-        Ok(o) => panic!("{sql}: expected an error, got {o:?}"),
-    }
-}
+use segexpand_sql::{Output, Session};
+#[path = "support/session.rs"]
+mod support;
+use support::{err, ok, session};
 
 /// The error's SQLSTATE and message.
 fn fails(s: &mut Session, sql: &str) -> (&'static str, String) {
