@@ -61,7 +61,7 @@ impl Node {
                 config.content
             )));
         }
-        let config = self.check_new_segment(config)?;
+        let config = self.check_row(config, false)?;
         if config.external {
             // Made (and proved writable) before the row is logged: a directory that
             // cannot be made is refused here, instead of failing the node after the
@@ -80,7 +80,14 @@ impl Node {
     /// creatable and writable (a missing one is made and removed again to find out).
     /// Returns the row with `external` set. gpexpand checks every new segment so before
     /// it changes anything.
-    pub fn check_new_segment(&self, mut config: SegmentConfig) -> Result<SegmentConfig> {
+    pub fn check_new_segment(&self, config: SegmentConfig) -> Result<SegmentConfig> {
+        self.check_row(config, true)
+    }
+
+    /// [`Node::check_new_segment`]; `probe`: also make (and remove again, if it was
+    /// missing) the directory to prove it can be made — the add makes it for good
+    /// instead.
+    fn check_row(&self, mut config: SegmentConfig, probe: bool) -> Result<SegmentConfig> {
         let bad = |m: String| Err(Error::InvalidArgument(m));
         let next = self.segments().iter().map(|s| s + 1).max().unwrap_or(0);
         if config.content < next {
@@ -192,9 +199,11 @@ impl Node {
                 config.datadir
             ));
         }
-        self.prepare_segment_dir(&config)?;
-        if !exists {
-            let _ = self.vfs.remove_dir(&path);
+        if probe {
+            self.prepare_segment_dir(&config)?;
+            if !exists {
+                let _ = self.vfs.remove_dir(&path);
+            }
         }
         Ok(config)
     }
