@@ -4,6 +4,7 @@
 //! workloads ([`workload`]) and latency recording ([`latency`]).
 
 pub mod latency;
+pub mod plot;
 pub mod workload;
 
 use segexpand_engine::{Error, Node};
