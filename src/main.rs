@@ -10,11 +10,11 @@
 
 mod demo;
 mod gpexpand;
-mod out;
 mod serve;
 mod wire;
 
 use clap::{Parser, Subcommand};
+use segexpand_bench::out;
 use segexpand_engine::vfs::RealVfs;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -77,7 +77,7 @@ fn main() -> ExitCode {
     let _ = log::set_logger(&LOGGER).map(|()| log::set_max_level(log::LevelFilter::Warn));
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::Demo(args) => match demo::run(&args) {
+        Cmd::Demo(args) => match demo::run_demo(&args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("segexpand demo: {e}");

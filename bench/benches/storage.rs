@@ -7,7 +7,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use segexpand_bench::commit_round;
+#[path = "../shared/commit_round.rs"]
+mod commit;
+use commit::commit_round;
 use segexpand_engine::storage::page::{Page, PageId, PAGE_BYTES};
 use segexpand_engine::storage::tuple::{build_tuple, TupleHeader};
 use segexpand_engine::wal::record::{Body, PageRef};

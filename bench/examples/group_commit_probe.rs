@@ -1,6 +1,8 @@
 //! Prints commits per second and commits per WAL sync for 1, 2 and 8 committing threads:
 //! `cargo run --release -p segexpand-bench --example group_commit_probe`.
 #![allow(clippy::unwrap_used)]
+#[path = "../shared/commit_round.rs"]
+mod commit;
 use segexpand_engine::{Node, NodeOptions};
 
 fn main() {
@@ -11,7 +13,7 @@ fn main() {
     for threads in [1u64, 2, 8, 16] {
         let per = 2000 / threads;
         let f0 = node.wal().flush_count();
-        let secs = segexpand_bench::commit_round(&node, t, threads as usize, per)
+        let secs = commit::commit_round(&node, t, threads as usize, per)
             .unwrap()
             .as_secs_f64();
         let commits = threads * per;

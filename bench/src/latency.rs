@@ -38,13 +38,23 @@ impl Default for Recorder {
 }
 
 impl Recorder {
-    /// An empty recorder.
+    /// An empty recorder (3 significant digits: 0.1%; 256 KiB).
     pub fn new() -> Self {
+        Self::with_digits(3)
+    }
+
+    /// An empty recorder of 2 significant digits (1%; 37 KiB): a timeline keeps one per
+    /// interval and operation, so its size matters more than the last digit.
+    pub fn coarse() -> Self {
+        Self::with_digits(2)
+    }
+
+    fn with_digits(digits: u8) -> Self {
         #[expect(
             clippy::expect_used,
-            reason = "constant bounds that hdrhistogram accepts (1 ≤ low, high ≥ 2·low, 3 digits)"
+            reason = "constant bounds that hdrhistogram accepts (1 ≤ low, high ≥ 2·low, 2 or 3 digits)"
         )]
-        let h = Histogram::new_with_bounds(1, MAX_NS, 3).expect("valid histogram bounds");
+        let h = Histogram::new_with_bounds(1, MAX_NS, digits).expect("valid histogram bounds");
         Self { h, clamped: 0 }
     }
 

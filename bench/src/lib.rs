@@ -1,43 +1,12 @@
-//! segexpand-bench: shared pieces of the criterion benchmarks (`benches/`) and the probe
-//! examples (`examples/`), so a figure in one and a figure in the other measure the same
-//! thing; and the research harness's building blocks (issue 13, in progress): seeded
-//! workloads ([`workload`]) and latency recording ([`latency`]).
+//! segexpand-bench: the research harness (`harness` binary; [`harness`]) and its
+//! building blocks — seeded workloads ([`workload`]), latency recording ([`latency`]),
+//! per-interval timelines ([`timeline`]), plots ([`plot`]) — and the pieces shared by
+//! the criterion benchmarks (`benches/`) and the probe examples (`examples/`).
+//! `segexpand demo` is the harness's default scenario.
 
+pub mod harness;
 pub mod latency;
+pub mod out;
 pub mod plot;
+pub mod timeline;
 pub mod workload;
-
-use segexpand_engine::{Error, Node};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-/// `threads` threads each commit `per_thread` small transactions (one insert, one durable
-/// commit) on `node`'s `table`, spread over its first four segments; returns the wall time.
-pub fn commit_round(
-    node: &Arc<Node>,
-    table: u32,
-    threads: usize,
-    per_thread: u64,
-) -> Result<Duration, Error> {
-    let start = Instant::now();
-    std::thread::scope(|s| {
-        let workers: Vec<_> = (0..threads)
-            .map(|th| {
-                let node = node.clone();
-                s.spawn(move || -> Result<(), Error> {
-                    for _ in 0..per_thread {
-                        let x = node.begin_xid()?;
-                        node.insert(x, 0, (th % 4) as u16, table, false, b"commit-bench-row")?;
-                        node.commit_xid(x)?;
-                    }
-                    Ok(())
-                })
-            })
-            .collect();
-        workers.into_iter().try_for_each(|w| {
-            w.join()
-                .unwrap_or_else(|_| Err(Error::InvalidArgument("bench thread panicked".into())))
-        })
-    })?;
-    Ok(start.elapsed())
-}

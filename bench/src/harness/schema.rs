@@ -1,4 +1,4 @@
-//! The demo's two tables and their rows: `demo_accounts`, the rows the workload reads
+//! The checking workload's two tables and their rows: `demo_accounts`, the rows the workload reads
 //! and changes and the redistribution moves, and `demo_meta`, one row (`Meta`) of what
 //! `demo_accounts` must hold, written in the same transactions as the rows; and what a
 //! scan of `demo_accounts` found (`Observed`), with how it differs from `Meta`.
@@ -16,10 +16,10 @@ fn balance(id: u64) -> i64 {
     (id.wrapping_mul(7919) % 100_000) as i64
 }
 
-/// Row `id` as the bulk load writes it.
-pub(super) fn row(id: u64) -> Row {
-    // About 100 bytes: id, balance, and a deterministic 70-character note.
-    let note: String = (0..70)
+/// Row `id` as the bulk load writes it: id, balance, and a deterministic note of
+/// `note_len` characters (the demo's 70 make rows of about 100 bytes).
+pub(super) fn row(id: u64, note_len: usize) -> Row {
+    let note: String = (0..note_len as u64)
         .map(|i| (b'a' + ((id + i) % 26) as u8) as char)
         .collect();
     vec![

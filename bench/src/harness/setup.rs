@@ -3,8 +3,9 @@
 //! it, then checked once more against `demo_meta`.
 
 use super::check::{inspect, Found};
+use super::config::Method;
 use super::schema::{row, write_meta, Meta, META, META_COLUMNS, TABLE};
-use super::{bad, DemoArgs, Error, Node, TableSpec, Type};
+use super::{bad, Config, Error, Node, Placement, TableSpec, Type};
 use crate::out;
 use std::sync::Arc;
 use std::time::Instant;
@@ -21,7 +22,7 @@ pub(super) struct Start {
 
 /// Creates the tables and loads (or finishes loading) the rows, recording each batch in
 /// `META`; returns the checked starting state.
-pub(super) fn prepare(a: &DemoArgs, node: &Arc<Node>, found: Found) -> Result<Start, Error> {
+pub(super) fn prepare(a: &Config, node: &Arc<Node>, found: Found) -> Result<Start, Error> {
     let meta = match found {
         Found::Ready { meta, seen } => {
             return Ok(Start {
@@ -46,7 +47,7 @@ pub(super) fn prepare(a: &DemoArgs, node: &Arc<Node>, found: Found) -> Result<St
 
 /// An earlier run's load, taken up where it stopped: `meta` written first when it was
 /// advanced past a batch that committed (`caught_up`).
-fn resume_load(a: &DemoArgs, node: &Arc<Node>, meta: Meta, caught_up: bool) -> Result<Meta, Error> {
+fn resume_load(a: &Config, node: &Arc<Node>, meta: Meta, caught_up: bool) -> Result<Meta, Error> {
     if caught_up {
         write_meta(node, meta)?;
     }
@@ -67,7 +68,7 @@ fn resume_load(a: &DemoArgs, node: &Arc<Node>, meta: Meta, caught_up: bool) -> R
 
 /// Creates `META` and its row (unless an earlier run left them: `meta`), then `TABLE`
 /// on `--from` segments (at most the node's).
-fn create_tables(a: &DemoArgs, node: &Arc<Node>, meta: Option<Meta>) -> Result<Meta, Error> {
+fn create_tables(a: &Config, node: &Arc<Node>, meta: Option<Meta>) -> Result<Meta, Error> {
     let meta = match meta {
         Some(m) => m,
         None => create_meta(a, node)?,
@@ -78,13 +79,23 @@ fn create_tables(a: &DemoArgs, node: &Arc<Node>, meta: Option<Meta>) -> Result<M
             .not_null("balance", Type::Int8)
             .column("note", Type::Text)
             .distributed_by(&["id"])
+            .placement(placement(a))
             .segments(a.from.min(node.segments().len() as u16)),
     )?;
     Ok(meta)
 }
 
+/// The placement a new table gets: modulo for the full-reshuffle baseline, else jump.
+pub(super) fn placement(a: &Config) -> Placement {
+    if a.method == Method::Modulo {
+        Placement::Modulo
+    } else {
+        Placement::Jump
+    }
+}
+
 /// Creates `META` (on segment 0 only; it is never redistributed) and its row.
-fn create_meta(a: &DemoArgs, node: &Arc<Node>) -> Result<Meta, Error> {
+fn create_meta(a: &Config, node: &Arc<Node>) -> Result<Meta, Error> {
     let mut spec = TableSpec::new(META).not_null("id", Type::Int8);
     for c in META_COLUMNS {
         spec = spec.not_null(c, Type::Int8);
@@ -96,8 +107,8 @@ fn create_meta(a: &DemoArgs, node: &Arc<Node>) -> Result<Meta, Error> {
         Err(e) => return Err(e),
     }
     let meta = Meta {
-        requested: a.rows as i64,
-        next_id: a.rows as i64,
+        requested: a.checking_table_rows() as i64,
+        next_id: a.checking_table_rows() as i64,
         ..Meta::default()
     };
     let mut tx = node.begin()?;
@@ -109,7 +120,7 @@ fn create_meta(a: &DemoArgs, node: &Arc<Node>) -> Result<Meta, Error> {
 /// Bulk-loads ids `meta.loaded..meta.requested` in batches. Each batch is one
 /// transaction of its own: `META` records the batch before it (`loading_to`) and its
 /// result after it, so a reopen tells a batch that committed from one that did not.
-fn load_rows(a: &DemoArgs, node: &Arc<Node>, mut meta: Meta) -> Result<(), Error> {
+fn load_rows(a: &Config, node: &Arc<Node>, mut meta: Meta) -> Result<(), Error> {
     if meta.loaded >= meta.requested {
         return Ok(());
     }
@@ -125,7 +136,11 @@ fn load_rows(a: &DemoArgs, node: &Arc<Node>, mut meta: Meta) -> Result<(), Error
                 ..meta
             },
         )?;
-        node.bulk_load(TABLE, (meta.loaded as u64..end as u64).map(row))?;
+        let note = a.row_bytes as usize;
+        node.bulk_load(
+            TABLE,
+            (meta.loaded as u64..end as u64).map(|id| row(id, note)),
+        )?;
         meta = meta.loaded_through(end);
         write_meta(node, meta)?;
         if tty {

@@ -1,11 +1,12 @@
-//! The workload's three threads: point SELECTs by random id (timed per phase), full
-//! scans that check the row count and the balance checksum, and DML transfers (UPDATE,
-//! and every fourth a DELETE + INSERT under a new id) recorded in `demo_meta` in the
-//! same transaction.
+//! The checking workload's three threads: point SELECTs by random id, full scans that
+//! check the row count and the balance checksum, and DML transfers (UPDATE, and every
+//! fourth a DELETE + INSERT under a new id) recorded in `demo_meta` in the same
+//! transaction. Every operation is recorded in the run's timeline.
 
 use super::schema::{int, Meta, META, TABLE};
 use super::workload::Load;
 use super::{CorruptionKind, Error, Location, Node, Txn, Value};
+use crate::timeline::{Op, Outcome};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -14,16 +15,18 @@ use std::time::Instant;
 /// of its row, and a key lookup visits every version its index still lists.
 const META_VACUUM_EVERY: u64 = 256;
 
-/// Point SELECTs by random id, timed per phase.
-pub(super) fn point_selects(node: &Arc<Node>, load: &Load, id_range: u64) {
+/// Point SELECTs by random id (200 to a read-only transaction).
+pub(super) fn point_selects(node: &Arc<Node>, load: &Load<'_>, id_range: u64) {
     let mut x = 0x9e37_79b9_u64;
-    let mut local: [Vec<u64>; 3] = Default::default();
+    let mut rec = load.timeline.client();
     while !load.stopped() {
+        let t = Instant::now();
         let mut tx = match node.begin() {
             Ok(tx) => tx,
             Err(e) => {
                 load.select_errors.fetch_add(1, Ordering::Relaxed);
-                load.error("a point SELECT", e);
+                let o = load.error("a point SELECT", e);
+                rec.record(Op::PointSelect, t, Instant::now(), o);
                 continue;
             }
         };
@@ -32,31 +35,26 @@ pub(super) fn point_selects(node: &Arc<Node>, load: &Load, id_range: u64) {
             x ^= x >> 7;
             x ^= x << 17;
             let id = (x % id_range.max(1)) as i64;
-            let phase = usize::from(load.phase.load(Ordering::Acquire)).min(2);
             let t = Instant::now();
             let r = tx.get(TABLE, &[Value::Int8(id)]);
-            let ns = t.elapsed().as_nanos().min(u128::from(u64::MAX)) as u64;
+            let end = Instant::now();
             if let Err(e) = r {
                 load.select_errors.fetch_add(1, Ordering::Relaxed);
-                load.error("a point SELECT", e);
+                let o = load.error("a point SELECT", e);
+                rec.record(Op::PointSelect, t, end, o);
                 break;
             }
-            if let Some(v) = local.get_mut(phase) {
-                v.push(ns);
-            }
+            rec.record(Op::PointSelect, t, end, Outcome::Ok);
         }
         let _ = tx.rollback();
-        for (i, v) in local.iter_mut().enumerate() {
-            if let Some(m) = load.lat.get(i) {
-                m.lock().append(v);
-            }
-        }
     }
 }
 
 /// Full scans, each checking the row count and the sum of balances against the start.
-pub(super) fn scans(node: &Arc<Node>, load: &Load, rows: u64, sum0: i64) {
+pub(super) fn scans(node: &Arc<Node>, load: &Load<'_>, rows: u64, sum0: i64) {
+    let mut rec = load.timeline.client();
     while !load.stopped() {
+        let t = Instant::now();
         let r = (|| -> Result<(u64, i64), Error> {
             let mut tx = node.begin()?;
             let mut sum = 0i64;
@@ -73,10 +71,12 @@ pub(super) fn scans(node: &Arc<Node>, load: &Load, rows: u64, sum0: i64) {
                     load.scan_mismatches.fetch_add(1, Ordering::Relaxed);
                 }
                 load.scans.fetch_add(1, Ordering::Relaxed);
+                rec.record(Op::CheckScan, t, Instant::now(), Outcome::Ok);
             }
             Err(e) => {
                 load.select_errors.fetch_add(1, Ordering::Relaxed);
-                load.error("a checking scan", e);
+                let o = load.error("a checking scan", e);
+                rec.record(Op::CheckScan, t, Instant::now(), o);
             }
         }
     }
@@ -97,13 +97,15 @@ enum DmlEnd {
 /// Each transaction also updates `META` (transfers, id sum, next id).
 pub(super) fn dml(
     node: &Arc<Node>,
-    load: &Load,
+    load: &Load<'_>,
     live: &parking_lot::Mutex<Vec<i64>>,
     next_id: &AtomicU64,
 ) {
     let mut x = 0x2545_f491_u64;
     let mut n = 0u64;
+    let mut rec = load.timeline.client();
     while !load.stopped() {
+        let t = Instant::now();
         n += 1;
         let mut rnd = || {
             x ^= x << 13;
@@ -112,7 +114,14 @@ pub(super) fn dml(
             x
         };
         let (i, j, amount) = (rnd(), rnd(), (rnd() % 100) as i64);
-        let r = transfer(node, live, next_id, (i, j, amount), n.is_multiple_of(4));
+        let unbalanced = load.inject_unbalanced.swap(false, Ordering::AcqRel);
+        let r = transfer(
+            node,
+            live,
+            next_id,
+            (i, j, amount.max(1)),
+            (n.is_multiple_of(4), unbalanced),
+        );
         match r {
             Ok(DmlEnd::Committed(replaced)) => {
                 if let Some((ia, new_id)) = replaced {
@@ -121,9 +130,11 @@ pub(super) fn dml(
                     }
                 }
                 load.dml_txns.fetch_add(1, Ordering::Relaxed);
+                rec.record(Op::Transfer, t, Instant::now(), Outcome::Ok);
             }
             Ok(DmlEnd::Idle) => {}
             Ok(DmlEnd::Missing(id)) => {
+                rec.record(Op::Transfer, t, Instant::now(), Outcome::Error);
                 load.dml_rows_missing.fetch_add(1, Ordering::Relaxed);
                 load.note(format_args!(
                     "DML transaction rolled back: row {id} of {TABLE} was not found by its key"
@@ -131,12 +142,13 @@ pub(super) fn dml(
             }
             Err(e) => {
                 load.dml_errors.fetch_add(1, Ordering::Relaxed);
-                load.error("a DML transaction", e);
+                let o = load.error("a DML transaction", e);
+                rec.record(Op::Transfer, t, Instant::now(), o);
             }
         }
         if n.is_multiple_of(META_VACUUM_EVERY) {
             if let Err(e) = node.vacuum(META) {
-                load.error("vacuum of demo_meta", e);
+                let _ = load.error("vacuum of demo_meta", e);
             }
         }
     }
@@ -149,11 +161,25 @@ fn transfer(
     live: &parking_lot::Mutex<Vec<i64>>,
     next_id: &AtomicU64,
     (i, j, amount): (u64, u64, i64),
-    replace: bool,
+    (replace, unbalanced): (bool, bool),
 ) -> Result<DmlEnd, Error> {
     let Some((ia, a, b)) = pick(live, i, j) else {
         return Ok(DmlEnd::Idle);
     };
+    if unbalanced {
+        // The injected fault: a debit without its credit, recorded as a transfer.
+        let mut tx = node.begin()?;
+        tx.update(TABLE, &[Value::Int8(a)], |r| {
+            let mut r = r.to_vec();
+            if let Some(v) = r.get_mut(1) {
+                *v = Value::Int8(v.as_int().unwrap_or(0) - amount);
+            }
+            r
+        })?;
+        record_transfer(&mut tx, 0, next_id)?;
+        tx.commit()?;
+        return Ok(DmlEnd::Committed(None));
+    }
     let mut tx = node.begin()?;
     let add = |d: i64| {
         move |r: &[Value]| {

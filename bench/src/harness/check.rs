@@ -176,10 +176,18 @@ pub(super) struct Checked {
 }
 
 /// Every row verified (against the ids of this run and against `META`) and their
-/// placement checked; then the node closed and the directory verified.
-pub(super) fn at_end(node: Arc<Node>, expected: &[i64], dir: &Path) -> Result<Checked, Error> {
+/// placement (of every table the run moved) checked; then the node closed and the directory verified.
+pub(super) fn at_end(
+    node: Arc<Node>,
+    expected: &[i64],
+    dir: &Path,
+    tables: &[String],
+) -> Result<Checked, Error> {
     let rows = verify_rows(&node, expected)?;
-    let placement = node.check_placement(TABLE)?;
+    let mut placement = Vec::new();
+    for t in tables {
+        placement.extend(node.check_placement(t)?);
+    }
     node.close()?;
     drop(node);
     let report = verify_dir(&RealVfs, dir)?;
@@ -193,10 +201,10 @@ pub(super) fn at_end(node: Arc<Node>, expected: &[i64], dir: &Path) -> Result<Ch
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::demo::fixtures::{args, sim_node};
-    use crate::demo::schema::{int, row, write_meta};
-    use crate::demo::setup::prepare;
-    use crate::demo::SimVfs;
+    use crate::harness::fixtures::{args, sim_node};
+    use crate::harness::schema::{int, row, write_meta};
+    use crate::harness::setup::prepare;
+    use crate::harness::SimVfs;
 
     #[test]
     fn the_meta_row_catches_lost_rows_and_an_interrupted_load() {
@@ -239,7 +247,8 @@ mod tests {
             panic!("an interrupted load");
         };
         assert_eq!((meta.loaded, caught_up), (1_000, false));
-        node.bulk_load(TABLE, (1_000..2_000).map(row)).unwrap();
+        node.bulk_load(TABLE, (1_000..2_000).map(|id| row(id, 70)))
+            .unwrap();
         let Found::Loading { meta, caught_up } = inspect(&node).unwrap() else {
             panic!("an interrupted load");
         };

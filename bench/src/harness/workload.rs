@@ -1,12 +1,13 @@
-//! The workload's shared state and lifetime: its counters, latencies and messages
-//! (`Load`), and `with_workload`, which runs the workload threads around a step and
-//! stops them on every way out, keeping the first failure as the run's cause.
+//! The checking workload's shared state and lifetime: its counters, its timeline and
+//! its messages (`Load`), and `with_workload`, which runs the workload threads around a
+//! step and stops them on every way out, keeping the first failure as the run's cause.
 
 use super::setup::Start;
 use super::threads::{dml, point_selects, scans};
 use super::{bad, Error, Node};
+use crate::timeline::{Outcome, Timeline};
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,10 +15,11 @@ use std::time::{Duration, Instant};
 const MESSAGES_MAX: u64 = 5;
 
 /// The workload's shared state.
-pub(super) struct Load {
+pub(super) struct Load<'t> {
     stop: AtomicBool,
-    /// 0 idle, 1 during the redistribution, 2 after.
-    pub(super) phase: AtomicU8,
+    /// Where every operation is recorded (its phase: 0 before, 1 during the
+    /// redistribution, 2 after).
+    pub(super) timeline: &'t Timeline,
     pub(super) select_errors: AtomicU64,
     pub(super) dml_errors: AtomicU64,
     /// DML transactions that did not find a row they were sure to find.
@@ -25,8 +27,9 @@ pub(super) struct Load {
     pub(super) scan_mismatches: AtomicU64,
     pub(super) scans: AtomicU64,
     pub(super) dml_txns: AtomicU64,
-    /// SELECT latencies (ns) per phase.
-    pub(super) lat: [parking_lot::Mutex<Vec<u64>>; 3],
+    /// A fault to inject once (`inject_fault = "unbalanced-transfer"`): the next
+    /// transfer debits without crediting, which the checks must catch.
+    pub(super) inject_unbalanced: AtomicBool,
     /// The failure that stopped the workload (I/O, a poisoned node, corruption, a
     /// panic): the first one, the run's exit cause.
     fatal: parking_lot::Mutex<Option<Error>>,
@@ -35,18 +38,21 @@ pub(super) struct Load {
     sink: Box<dyn Fn(fmt::Arguments<'_>) + Send + Sync>,
 }
 
-impl Load {
-    pub(super) fn new(sink: Box<dyn Fn(fmt::Arguments<'_>) + Send + Sync>) -> Self {
+impl<'t> Load<'t> {
+    pub(super) fn new(
+        sink: Box<dyn Fn(fmt::Arguments<'_>) + Send + Sync>,
+        timeline: &'t Timeline,
+    ) -> Self {
         Self {
             stop: AtomicBool::new(false),
-            phase: AtomicU8::new(0),
+            timeline,
             select_errors: AtomicU64::new(0),
             dml_errors: AtomicU64::new(0),
             dml_rows_missing: AtomicU64::new(0),
             scan_mismatches: AtomicU64::new(0),
             scans: AtomicU64::new(0),
             dml_txns: AtomicU64::new(0),
-            lat: Default::default(),
+            inject_unbalanced: AtomicBool::new(false),
             fatal: parking_lot::Mutex::new(None),
             messages: AtomicU64::new(0),
             sink,
@@ -80,8 +86,10 @@ impl Load {
 
     /// An error of a workload statement: one that says the node can no longer be
     /// trusted or written (I/O, poison, corruption) stops the workload; any other is
-    /// printed (the first few) and the caller counts it.
-    pub(super) fn error(&self, what: &str, e: Error) {
+    /// printed (the first few) and the caller counts it. Returns how the timeline
+    /// counts it: a conflict (lock timeout, deadlock) is an abort, the rest errors.
+    pub(super) fn error(&self, what: &str, e: Error) -> Outcome {
+        let outcome = outcome_of(&e);
         if matches!(
             e,
             Error::Io { .. } | Error::Poisoned(_) | Error::Corruption { .. }
@@ -90,6 +98,12 @@ impl Load {
         } else {
             self.note(format_args!("{what} failed: {e}"));
         }
+        outcome
+    }
+
+    /// True when the workload or `extra` says stop.
+    pub(super) fn stopped_or(&self, extra: &AtomicBool) -> bool {
+        self.stopped() || extra.load(Ordering::Acquire)
     }
 
     /// Messages not printed.
@@ -97,6 +111,15 @@ impl Load {
         self.messages
             .load(Ordering::Relaxed)
             .saturating_sub(MESSAGES_MAX)
+    }
+}
+
+/// How the timeline counts a failed operation: a conflict that a client would retry
+/// (lock timeout, deadlock) is an abort, the rest errors.
+pub(super) fn outcome_of(e: &Error) -> Outcome {
+    match e {
+        Error::LockTimeout { .. } | Error::Deadlock { .. } => Outcome::Abort,
+        _ => Outcome::Error,
     }
 }
 
@@ -110,7 +133,7 @@ impl Drop for SetOnDrop<'_> {
 }
 
 /// Sleeps `d`, waking early when the workload stopped.
-pub(super) fn sleep_unless_stopped(load: &Load, d: Duration) {
+pub(super) fn sleep_unless_stopped(load: &Load<'_>, d: Duration) {
     let end = Instant::now() + d;
     while !load.stopped() {
         let now = Instant::now();
@@ -127,7 +150,7 @@ pub(super) fn sleep_unless_stopped(load: &Load, d: Duration) {
 /// error if there was one (unless it only echoes `main`'s), else `main`'s result.
 pub(super) fn with_workload<T>(
     node: &Arc<Node>,
-    load: &Load,
+    load: &Load<'_>,
     start: &Start,
     live: &parking_lot::Mutex<Vec<i64>>,
     main: impl FnOnce() -> Result<T, Error>,
@@ -180,10 +203,10 @@ fn first_cause<T>(fatal: Option<Error>, r: Result<T, Error>) -> Result<T, Error>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::demo::check::inspect;
-    use crate::demo::fixtures::{args, sim_node};
-    use crate::demo::setup::prepare;
-    use crate::demo::{FailKind, OpClass, SimVfs};
+    use crate::harness::check::inspect;
+    use crate::harness::fixtures::{args, sim_node};
+    use crate::harness::setup::prepare;
+    use crate::harness::{FailKind, OpClass, SimVfs};
 
     #[test]
     fn the_workload_stops_at_the_first_failed_write_and_prints_little() {
@@ -193,7 +216,8 @@ mod tests {
         let start = prepare(&a, &node, inspect(&node).unwrap()).unwrap();
         let lines = Arc::new(parking_lot::Mutex::new(Vec::<String>::new()));
         let l2 = lines.clone();
-        let load = Load::new(Box::new(move |m| l2.lock().push(m.to_string())));
+        let tl = Timeline::new(Duration::from_millis(100));
+        let load = Load::new(Box::new(move |m| l2.lock().push(m.to_string())), &tl);
         // The disk is full at the next write (the poison refuses every later one).
         vfs.fail_nth(OpClass::Write, vfs.count(OpClass::Write), FailKind::Enospc);
         let live = parking_lot::Mutex::new(start.ids.clone());
@@ -228,7 +252,8 @@ mod tests {
         let vfs = SimVfs::new();
         let node = sim_node(&vfs);
         let start = prepare(&args(1000), &node, inspect(&node).unwrap()).unwrap();
-        let load = Load::new(Box::new(|_| {}));
+        let tl = Timeline::new(Duration::from_millis(100));
+        let load = Load::new(Box::new(|_| {}), &tl);
         let live = parking_lot::Mutex::new(start.ids.clone());
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             with_workload(&node, &load, &start, &live, || -> Result<(), Error> {

@@ -1,0 +1,522 @@
+//! A run's measurements over time: per interval (default 100 ms) and per operation
+//! type, the completions, aborts, errors and an HDR histogram of latencies; per phase
+//! of the run (before, during and after the reconfiguration) the same, at full
+//! precision; the phase marks (start, flip, cleanup …); and samples of the mover's
+//! progress and the process's CPU and memory.
+//!
+//! Each client thread records into a [`Client`] of its own (no lock, no sharing): its
+//! current interval's cells, and its per-phase recorders. When an operation completes
+//! in a later interval, the client adds its cells into the timeline (one lock per
+//! client per interval), and at its end it adds everything. An operation belongs to
+//! the interval in which it *completed*; its latency runs from its *intended* start
+//! (an open-loop client's schedule), so a stalled server shows as latency, not as
+//! missing samples (no coordinated omission).
+//!
+//! The whole-run and per-phase figures are the sums of what the clients recorded,
+//! exactly as the per-interval cells are: the summary's counts equal the timeline's.
+
+use crate::latency::{Recorder, Summary};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::{Duration, Instant};
+
+/// The operation types a run records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Op {
+    /// YCSB read (a point lookup by key).
+    Read,
+    /// YCSB update (one field of one row).
+    Update,
+    /// YCSB insert (a new key).
+    Insert,
+    /// YCSB short scan (up to 100 consecutive keys).
+    Scan,
+    /// YCSB read-modify-write.
+    ReadModifyWrite,
+    /// The checking workload's point SELECT.
+    PointSelect,
+    /// The checking workload's transfer transaction.
+    Transfer,
+    /// The checking workload's full scan that checks the invariant.
+    CheckScan,
+    /// A pgbench transaction (tpcb-like), from pgbench's own log.
+    Tpcb,
+}
+
+impl Op {
+    /// Every operation type, in the order of the CSV files.
+    pub const ALL: [Op; 9] = [
+        Op::Read,
+        Op::Update,
+        Op::Insert,
+        Op::Scan,
+        Op::ReadModifyWrite,
+        Op::PointSelect,
+        Op::Transfer,
+        Op::CheckScan,
+        Op::Tpcb,
+    ];
+
+    /// The name in CSV files, JSON and plots.
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::Read => "read",
+            Op::Update => "update",
+            Op::Insert => "insert",
+            Op::Scan => "scan",
+            Op::ReadModifyWrite => "rmw",
+            Op::PointSelect => "point_select",
+            Op::Transfer => "transfer",
+            Op::CheckScan => "check_scan",
+            Op::Tpcb => "tpcb",
+        }
+    }
+
+    /// The type of a name (`name`'s inverse).
+    pub fn from_name(s: &str) -> Option<Op> {
+        Op::ALL.into_iter().find(|o| o.name() == s)
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// How an operation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Done (committed, for a transaction).
+    Ok,
+    /// Rolled back by a conflict (lock timeout, deadlock, serialization): the client
+    /// may retry.
+    Abort,
+    /// Failed otherwise.
+    Error,
+}
+
+/// The phases of a run.
+pub const PHASES: [&str; 3] = ["before", "during", "after"];
+
+/// Counts and latencies of one operation type over a span (an interval or a phase).
+#[derive(Debug, Clone, Default)]
+pub struct Cell {
+    /// Latencies of the operations that completed.
+    pub lat: Recorder,
+    /// Operations that completed.
+    pub ok: u64,
+    /// Operations rolled back by a conflict.
+    pub aborts: u64,
+    /// Operations that failed otherwise.
+    pub errors: u64,
+}
+
+impl Cell {
+    fn coarse() -> Self {
+        Cell {
+            lat: Recorder::coarse(),
+            ..Cell::default()
+        }
+    }
+
+    fn add(&mut self, o: &Cell) {
+        self.lat.merge(&o.lat);
+        self.ok += o.ok;
+        self.aborts += o.aborts;
+        self.errors += o.errors;
+    }
+
+    #[inline]
+    fn record(&mut self, ns: u64, outcome: Outcome) {
+        match outcome {
+            Outcome::Ok => {
+                self.ok += 1;
+                self.lat.record(ns);
+            }
+            Outcome::Abort => self.aborts += 1,
+            Outcome::Error => self.errors += 1,
+        }
+    }
+}
+
+/// A sample of the mover and of the process, taken once per interval.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Sample {
+    /// Seconds since the timeline's start.
+    pub t_s: f64,
+    /// Rows given a new version on another segment, so far.
+    pub rows_moved: u64,
+    /// Bytes of the new versions written, so far.
+    pub bytes_moved: u64,
+    /// Blocks of the phase finished.
+    pub blocks_done: u64,
+    /// Blocks of the phase.
+    pub blocks_total: u64,
+    /// CPU time of this process over the interval, as a share of one core (100 = one
+    /// core busy).
+    pub cpu_pct: f64,
+    /// Resident memory of this process (MB).
+    pub rss_mb: f64,
+}
+
+/// One row of the timeline: an interval and an operation type.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    /// Start of the interval, seconds since the timeline's start.
+    pub t_s: f64,
+    /// The operation type.
+    pub op: Op,
+    /// Operations completed in the interval.
+    pub ok: u64,
+    /// Aborts in the interval.
+    pub aborts: u64,
+    /// Errors in the interval.
+    pub errors: u64,
+    /// Latency summary of the completed operations (ns).
+    pub lat: Summary,
+}
+
+/// The shared timeline of a run.
+pub struct Timeline {
+    t0: Instant,
+    /// `t0` as seconds since the Unix epoch (to place pgbench's logged times).
+    t0_unix: f64,
+    interval: Duration,
+    phase: AtomicU8,
+    cells: parking_lot::Mutex<BTreeMap<(u64, Op), Cell>>,
+    phases: parking_lot::Mutex<[Vec<Cell>; 3]>,
+    marks: parking_lot::Mutex<Vec<(f64, String)>>,
+    samples: parking_lot::Mutex<Vec<Sample>>,
+}
+
+impl Timeline {
+    /// A timeline starting now, of intervals of `interval` (at least 1 ms).
+    pub fn new(interval: Duration) -> Self {
+        let t0 = Instant::now();
+        let t0_unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        Self {
+            t0,
+            t0_unix,
+            interval: interval.max(Duration::from_millis(1)),
+            phase: AtomicU8::new(0),
+            cells: parking_lot::Mutex::new(BTreeMap::new()),
+            phases: parking_lot::Mutex::new(Default::default()),
+            marks: parking_lot::Mutex::new(Vec::new()),
+            samples: parking_lot::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The start.
+    pub fn t0(&self) -> Instant {
+        self.t0
+    }
+
+    /// The start, in seconds since the Unix epoch.
+    pub fn t0_unix(&self) -> f64 {
+        self.t0_unix
+    }
+
+    /// The interval length.
+    pub fn interval(&self) -> Duration {
+        self.interval
+    }
+
+    /// Seconds from the start to `t` (0 before it).
+    pub fn secs(&self, t: Instant) -> f64 {
+        t.saturating_duration_since(self.t0).as_secs_f64()
+    }
+
+    fn interval_of(&self, t: Instant) -> u64 {
+        let ns = t.saturating_duration_since(self.t0).as_nanos();
+        (ns / self.interval.as_nanos().max(1)).min(u128::from(u64::MAX)) as u64
+    }
+
+    /// The phase operations are counted in from now on (0 before, 1 during, 2 after).
+    pub fn set_phase(&self, phase: u8) {
+        self.phase.store(phase.min(2), Ordering::Release);
+    }
+
+    /// The current phase.
+    pub fn phase(&self) -> u8 {
+        self.phase.load(Ordering::Acquire)
+    }
+
+    /// Records a phase mark (`start`, `flip`, `cleanup` …) at the present moment.
+    pub fn mark(&self, what: &str) {
+        let t = self.secs(Instant::now());
+        self.marks.lock().push((t, what.to_string()));
+    }
+
+    /// Records a mark at `t_s` seconds.
+    pub fn mark_at(&self, t_s: f64, what: &str) {
+        self.marks.lock().push((t_s, what.to_string()));
+    }
+
+    /// The marks, in time order.
+    pub fn marks(&self) -> Vec<(f64, String)> {
+        let mut m = self.marks.lock().clone();
+        m.sort_by(|a, b| a.0.total_cmp(&b.0));
+        m
+    }
+
+    /// The first mark named `what`.
+    pub fn mark_time(&self, what: &str) -> Option<f64> {
+        self.marks()
+            .into_iter()
+            .find(|(_, w)| w == what)
+            .map(|m| m.0)
+    }
+
+    /// Adds a sample.
+    pub fn sample(&self, s: Sample) {
+        self.samples.lock().push(s);
+    }
+
+    /// The samples, in time order.
+    pub fn samples(&self) -> Vec<Sample> {
+        self.samples.lock().clone()
+    }
+
+    /// A recorder for one client thread.
+    pub fn client(&self) -> Client<'_> {
+        Client {
+            tl: self,
+            cur: 0,
+            cells: BTreeMap::new(),
+            phases: Default::default(),
+        }
+    }
+
+    /// The timeline's rows, in time then operation order; only (interval, operation)
+    /// pairs with something recorded. Intervals with nothing at all for an operation
+    /// that appears elsewhere are included with zero counts, so a stall shows as zero
+    /// throughput rather than a gap.
+    pub fn rows(&self) -> Vec<Row> {
+        let cells = self.cells.lock();
+        let ops: Vec<Op> = {
+            let mut v: Vec<Op> = cells.keys().map(|k| k.1).collect();
+            v.sort_unstable();
+            v.dedup();
+            v
+        };
+        let last = cells.keys().map(|k| k.0).max();
+        let mut out = Vec::new();
+        let Some(last) = last else { return out };
+        let step = self.interval.as_secs_f64();
+        for i in 0..=last {
+            for &op in &ops {
+                let t_s = i as f64 * step;
+                match cells.get(&(i, op)) {
+                    Some(c) => out.push(Row {
+                        t_s,
+                        op,
+                        ok: c.ok,
+                        aborts: c.aborts,
+                        errors: c.errors,
+                        lat: c.lat.summary(),
+                    }),
+                    None => out.push(Row {
+                        t_s,
+                        op,
+                        ok: 0,
+                        aborts: 0,
+                        errors: 0,
+                        lat: Summary::default(),
+                    }),
+                }
+            }
+        }
+        out
+    }
+
+    /// Per phase (`PHASES`), per operation type with something recorded: the cell.
+    pub fn phase_cells(&self) -> Vec<(usize, Op, Cell)> {
+        let p = self.phases.lock();
+        let mut out = Vec::new();
+        for (i, cells) in p.iter().enumerate() {
+            for (j, c) in cells.iter().enumerate() {
+                if c.ok + c.aborts + c.errors > 0 {
+                    if let Some(&op) = Op::ALL.get(j) {
+                        out.push((i, op, c.clone()));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The whole run's cell of one operation type (the phases added).
+    pub fn total(&self, op: Op) -> Cell {
+        let mut t = Cell::default();
+        for (_, o, c) in self.phase_cells() {
+            if o == op {
+                t.add(&c);
+            }
+        }
+        t
+    }
+}
+
+/// One client thread's recorder (see the module comment); adds itself into the
+/// timeline when its interval changes and when dropped.
+pub struct Client<'a> {
+    tl: &'a Timeline,
+    cur: u64,
+    cells: BTreeMap<Op, Cell>,
+    phases: [BTreeMap<Op, Cell>; 3],
+}
+
+impl Client<'_> {
+    /// Records an operation of type `op` that was meant to start at `intended` and
+    /// ended at `end`.
+    #[inline]
+    pub fn record(&mut self, op: Op, intended: Instant, end: Instant, outcome: Outcome) {
+        let ns = end
+            .saturating_duration_since(intended)
+            .as_nanos()
+            .min(u128::from(u64::MAX)) as u64;
+        self.record_ns(op, ns, end, outcome);
+    }
+
+    /// Records an operation of `ns` nanoseconds that ended at `end`, in the current
+    /// phase.
+    pub fn record_ns(&mut self, op: Op, ns: u64, end: Instant, outcome: Outcome) {
+        let phase = self.tl.phase();
+        self.record_in(phase, op, ns, end, outcome);
+    }
+
+    /// Records an operation of `ns` nanoseconds that ended at `end`, in `phase` (for
+    /// operations read back from a log after the run).
+    pub fn record_in(&mut self, phase: u8, op: Op, ns: u64, end: Instant, outcome: Outcome) {
+        let i = self.tl.interval_of(end);
+        if i != self.cur {
+            self.flush_interval();
+            self.cur = i;
+        }
+        self.cells
+            .entry(op)
+            .or_insert_with(Cell::coarse)
+            .record(ns, outcome);
+        if let Some(p) = self.phases.get_mut(usize::from(phase).min(2)) {
+            p.entry(op).or_default().record(ns, outcome);
+        }
+    }
+
+    fn flush_interval(&mut self) {
+        if self.cells.is_empty() {
+            return;
+        }
+        let mut all = self.tl.cells.lock();
+        for (op, c) in std::mem::take(&mut self.cells) {
+            match all.get_mut(&(self.cur, op)) {
+                Some(have) => have.add(&c),
+                None => {
+                    all.insert((self.cur, op), c);
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Client<'_> {
+    fn drop(&mut self) {
+        self.flush_interval();
+        let mut p = self.tl.phases.lock();
+        for (i, cells) in self.phases.iter().enumerate() {
+            let Some(dst) = p.get_mut(i) else { continue };
+            if dst.is_empty() {
+                dst.resize_with(Op::ALL.len(), Cell::default);
+            }
+            for (op, c) in cells {
+                if let Some(d) = dst.get_mut(op.index()) {
+                    d.add(c);
+                }
+            }
+        }
+    }
+}
+
+/// CPU time (user + system) this process has used, from `/proc/self/stat` (Linux;
+/// `None` elsewhere or when it cannot be read).
+pub fn cpu_time() -> Option<Duration> {
+    let s = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces: count fields
+    // after its closing parenthesis. utime and stime are fields 14 and 15.
+    let rest = s.get(s.rfind(')')? + 1..)?;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    // /proc reports in USER_HZ, which Linux fixes at 100 for user space on every
+    // architecture it supports.
+    Some(Duration::from_millis(ticks * 10))
+}
+
+/// Resident memory of this process in MB, from `/proc/self/status`.
+pub fn rss_mb() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+
+    #[test]
+    fn clients_add_up_per_interval_and_per_phase() {
+        let tl = Timeline::new(Duration::from_millis(100));
+        let t0 = tl.t0();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        std::thread::scope(|s| {
+            for c in 0..3u64 {
+                let tl = &tl;
+                s.spawn(move || {
+                    let mut cl = tl.client();
+                    // 10 reads in interval 0, 5 in interval 2 (1 aborts), none in 1.
+                    for k in 0..10 {
+                        cl.record_ns(Op::Read, 1_000 * (k + 1), at(5 * k + c), Outcome::Ok);
+                    }
+                    for k in 0..5 {
+                        let o = if k == 0 { Outcome::Abort } else { Outcome::Ok };
+                        cl.record_ns(Op::Read, 2_000_000, at(200 + k), o);
+                    }
+                });
+            }
+        });
+        let rows = tl.rows();
+        assert_eq!(rows.len(), 3, "{rows:?}");
+        assert_eq!((rows[0].ok, rows[1].ok, rows[2].ok), (30, 0, 12));
+        assert_eq!(rows[2].aborts, 3);
+        assert_eq!(rows[1].t_s, 0.1);
+        assert!(rows[2].lat.p50 >= 1_990_000 && rows[2].lat.p50 <= 2_010_000);
+        let total = tl.total(Op::Read);
+        assert_eq!((total.ok, total.aborts), (42, 3));
+    }
+
+    #[test]
+    fn latency_runs_from_the_intended_start() {
+        let tl = Timeline::new(Duration::from_millis(100));
+        let t0 = tl.t0();
+        {
+            let mut c = tl.client();
+            // Meant to start at 0, began late at 50 ms, ended at 51 ms: 51 ms.
+            c.record(Op::Update, t0, t0 + Duration::from_millis(51), Outcome::Ok);
+        }
+        let p = tl.total(Op::Update).lat.summary();
+        assert!((50_900_000..=51_100_000).contains(&p.max), "{p:?}");
+    }
+
+    #[test]
+    fn proc_readings_are_plausible() {
+        assert!(rss_mb().unwrap() > 1.0);
+        let mut x = 0u64;
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_millis(50) {
+            x = x.wrapping_add(1);
+        }
+        assert!(x > 0);
+        assert!(cpu_time().is_some());
+    }
+}
