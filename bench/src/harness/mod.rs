@@ -345,7 +345,7 @@ fn idle_then_redistribute(
     tl.mark("flip");
     tl.set_phase(2);
     sleep_unless_stopped(load, secs(a.after_s));
-    tl.mark("end");
+    tl.close("end");
     r
 }
 

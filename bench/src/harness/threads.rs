@@ -30,12 +30,15 @@ pub(super) fn point_selects(node: &Arc<Node>, load: &Load<'_>, id_range: u64) {
                 continue;
             }
         };
+        // Back to back, one clock read per SELECT: each one's latency runs from the
+        // previous one's end (so it includes the loop's own few nanoseconds; a second
+        // clock read would cost more than that — docs/BENCHMARKS.md).
+        let mut t = Instant::now();
         for _ in 0..200 {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
             let id = (x % id_range.max(1)) as i64;
-            let t = Instant::now();
             let r = tx.get(TABLE, &[Value::Int8(id)]);
             let end = Instant::now();
             if let Err(e) = r {
@@ -45,6 +48,7 @@ pub(super) fn point_selects(node: &Arc<Node>, load: &Load<'_>, id_range: u64) {
                 break;
             }
             rec.record(Op::PointSelect, t, end, Outcome::Ok);
+            t = end;
         }
         let _ = tx.rollback();
     }
