@@ -287,25 +287,37 @@ pub fn sweep_figures(cfg: &Config, runs: &[RunOut], out: &Path) -> Result<Vec<Fi
         figs.extend(reconfig_figures(cfg, runs, out)?);
     }
     if varies(&|c| format!("{:?}", c.max_rows_per_s)) {
-        let pts: Vec<(f64, f64)> = runs
+        // One point per throttle, each its own labelled series, and the curve through
+        // them in order of migration time.
+        let mut pts: Vec<(f64, f64, String)> = runs
             .iter()
             .map(|r| {
                 (
                     r.num("migration_s"),
                     degradation(throughput(r, "before"), throughput(r, "during")),
+                    r.cfg
+                        .max_rows_per_s
+                        .map_or("unthrottled".into(), |v| format!("{v:.0} rows/s")),
                 )
             })
             .collect();
+        pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let mut series = vec![Series {
+            label: String::new(),
+            points: pts.iter().map(|p| (p.0, p.1)).collect(),
+            style: SeriesStyle::Line,
+        }];
+        series.extend(pts.iter().map(|p| Series {
+            label: p.2.clone(),
+            points: vec![(p.0, p.1)],
+            style: SeriesStyle::Points,
+        }));
         render(
             &Chart {
                 title: format!("{}: migration time against throughput lost", cfg.name),
                 x_label: "migration time (s)".into(),
                 y_label: "throughput lost during the migration (%)".into(),
-                series: vec![Series {
-                    label: "throttle sweep (rows/s)".into(),
-                    points: pts,
-                    style: SeriesStyle::LinePoints,
-                }],
+                series,
                 shades: Vec::new(),
                 log_y: false,
                 y_from_zero: true,

@@ -293,6 +293,8 @@ fn under_workload<'t>(
     tl: &'t Timeline,
 ) -> Result<Ran<'t>, Error> {
     let load = Load::new(Box::new(crate::out::err_line), tl);
+    load.light
+        .store(a.workload != WorkloadKind::Checking, Ordering::Relaxed);
     let mut moved = Summary::default();
     let live = parking_lot::Mutex::new(start.ids.clone());
     let ran = with_workload(node, &load, start, &live, || {

@@ -30,6 +30,9 @@ pub(super) struct Load<'t> {
     /// A fault to inject once (`inject_fault = "unbalanced-transfer"`): the next
     /// transfer debits without crediting, which the checks must catch.
     pub(super) inject_unbalanced: AtomicBool,
+    /// Beside another workload the checking threads pace themselves (see `pause`), so
+    /// that they check without taking the cores the measured workload runs on.
+    pub(super) light: AtomicBool,
     /// The failure that stopped the workload (I/O, a poisoned node, corruption, a
     /// panic): the first one, the run's exit cause.
     fatal: parking_lot::Mutex<Option<Error>>,
@@ -53,6 +56,7 @@ impl<'t> Load<'t> {
             scans: AtomicU64::new(0),
             dml_txns: AtomicU64::new(0),
             inject_unbalanced: AtomicBool::new(false),
+            light: AtomicBool::new(false),
             fatal: parking_lot::Mutex::new(None),
             messages: AtomicU64::new(0),
             sink,
@@ -99,6 +103,14 @@ impl<'t> Load<'t> {
             self.note(format_args!("{what} failed: {e}"));
         }
         outcome
+    }
+
+    /// Beside another workload, a checking thread's pause between its batches (`d`),
+    /// cut short when the workload stops; nothing otherwise.
+    pub(super) fn pause(&self, d: Duration) {
+        if self.light.load(Ordering::Relaxed) {
+            sleep_unless_stopped(self, d);
+        }
     }
 
     /// True when the workload or `extra` says stop.
