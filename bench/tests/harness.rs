@@ -316,3 +316,32 @@ fn pgbench_over_the_wire_through_an_expansion() {
     assert_eq!(f["placement_problems"], 0);
     assert!(f["rows_moved"].as_u64().unwrap() > 0);
 }
+
+#[test]
+fn pgbench_against_postgres_15_for_comparison() {
+    let initdb = Path::new("/usr/lib/postgresql/15/bin/initdb");
+    if !initdb.exists() || Command::new("pgbench").arg("--version").output().is_err() {
+        eprintln!("skipped: needs postgresql-15 and postgresql-client");
+        return;
+    }
+    let s = run_scenario(
+        "name = \"pg15\"\nworkload = \"pgbench\"\npgbench_target = \"postgres\"\n\
+         pgbench_scale = 1\nclients = 2\nchecking_rows = 2000\nfrom = 2\nto = 3\n\
+         idle_s = 1.0\nafter_s = 0.5\n",
+    );
+    let f = &s["fields"];
+    assert_eq!(s["verdict"], "ok", "{s}");
+    assert!(f["tpcb_ok_total"].as_u64().unwrap() > 0, "{f}");
+    // Only the checking table is this node's: 2,000 rows, a third of them moved.
+    assert!(f["rows_moved"].as_u64().unwrap() < 2_000, "{f}");
+    // The cluster is stopped and removed.
+    let left = Command::new("pgrep")
+        .args(["-f", "segexpand-pg"])
+        .output()
+        .unwrap();
+    assert!(
+        left.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&left.stdout)
+    );
+}

@@ -73,6 +73,17 @@ pub enum Method {
     Modulo,
 }
 
+/// Where pgbench runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PgTarget {
+    /// This node, served in-process (the same server as `segexpand serve`).
+    Segexpand,
+    /// A throwaway PostgreSQL 15 cluster: the reference line (its tables are not
+    /// redistributed).
+    Postgres,
+}
+
 /// Lists a sweep runs through (every combination of the lists given).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -87,6 +98,8 @@ pub struct Sweep {
     pub workers: Vec<u64>,
     /// Data sizes (rows).
     pub rows: Vec<u64>,
+    /// Where pgbench runs.
+    pub pgbench_targets: Vec<PgTarget>,
 }
 
 impl Sweep {
@@ -97,6 +110,7 @@ impl Sweep {
             && self.max_rows_per_s.is_empty()
             && self.workers.is_empty()
             && self.rows.is_empty()
+            && self.pgbench_targets.is_empty()
     }
 }
 
@@ -136,6 +150,8 @@ pub struct Config {
     pub rate: f64,
     /// pgbench's scale (100,000 accounts each).
     pub pgbench_scale: u64,
+    /// Where pgbench runs.
+    pub pgbench_target: PgTarget,
     /// Segments of the node, and of the tables, before.
     pub from: u16,
     /// Segments after (if the table already has `to`, it goes back to `from`).
@@ -186,6 +202,7 @@ impl Default for Config {
             clients: 2,
             rate: 0.0,
             pgbench_scale: 4,
+            pgbench_target: PgTarget::Segexpand,
             from: 4,
             to: 6,
             method: Method::Online,

@@ -4,7 +4,7 @@
 //!
 //! Presets are the scenario files in `bench/scenarios/`, built in.
 
-use super::config::{Method, Sweep, WorkloadKind};
+use super::config::{Method, PgTarget, Sweep, WorkloadKind};
 use super::{bad, figures, output, Config, Error, Finished};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -140,6 +140,21 @@ pub fn expand(cfg: &Config) -> Result<Vec<(String, Config)>, Error> {
                 (
                     format!("w{w}"),
                     Box::new(move |c: &mut Config| c.workers = w) as Setter,
+                )
+            })
+            .collect(),
+    );
+    vary(
+        s.pgbench_targets
+            .iter()
+            .map(|&t| {
+                let label = match t {
+                    PgTarget::Segexpand => "segexpand",
+                    PgTarget::Postgres => "postgres15",
+                };
+                (
+                    label.to_string(),
+                    Box::new(move |c: &mut Config| c.pgbench_target = t) as Setter,
                 )
             })
             .collect(),

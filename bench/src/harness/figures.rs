@@ -8,6 +8,7 @@
 //! and, when they vary, `moved_fraction` (moved against (M−N)/M, with the ideal) and
 //! `migration_time`, and `duration_vs_degradation` (the throttle sweep's curve).
 
+use super::config::{PgTarget, WorkloadKind};
 use super::driver::{degradation, expected_fraction, main_ops, throughput, RunOut};
 use super::Config;
 use crate::plot::{render, Chart, PlotError, Series, SeriesStyle, Shade};
@@ -102,7 +103,13 @@ fn window(dir: &Path) -> Result<Option<(f64, f64)>, PlotError> {
 }
 
 fn method_label(c: &Config) -> String {
-    format!("{:?}", c.method).to_lowercase()
+    let m = format!("{:?}", c.method).to_lowercase();
+    if c.workload == WorkloadKind::Pgbench && c.pgbench_target == PgTarget::Postgres {
+        // pgbench's tables are in PostgreSQL: only the checking table moved.
+        format!("{m}, checking table only (pgbench on PostgreSQL 15)")
+    } else {
+        m
+    }
 }
 
 fn shade_of(run: &RunOut, w: Option<(f64, f64)>) -> Vec<Shade> {

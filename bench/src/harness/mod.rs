@@ -172,7 +172,11 @@ impl Extra {
         match self {
             Extra::None => {}
             Extra::Ycsb(_) => t.push(ycsb::TABLE.to_string()),
-            Extra::Pgbench(_) => t.extend(pgbench::TABLES.iter().map(|s| s.to_string())),
+            // pgbench's tables in PostgreSQL are not this node's.
+            Extra::Pgbench(p) if p.in_process() => {
+                t.extend(pgbench::TABLES.iter().map(|s| s.to_string()))
+            }
+            Extra::Pgbench(_) => {}
         }
         t
     }

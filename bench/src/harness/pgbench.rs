@@ -7,8 +7,17 @@
 //! phase its completion time falls in (before the `start` mark, between `start` and
 //! `flip`, or after); a failed transaction is an abort.
 //!
-//! pgbench is Debian's `postgresql-client` (PostgreSQL 15's client tools).
+//! With `pgbench_target = "postgres"` pgbench runs the same way against a throwaway
+//! PostgreSQL 15 cluster instead (initdb in a temporary directory, started on a free
+//! loopback port with its defaults: fsync and synchronous commit on), the reference
+//! line beside segexpand's. Its tables stay in PostgreSQL: only the checking table is
+//! redistributed in that run, and the checking workload runs beside pgbench as in every
+//! run, so the two runs share the machine the same way.
+//!
+//! pgbench is Debian's `postgresql-client` (PostgreSQL 15's client tools); the server
+//! is `postgresql-15` (`/usr/lib/postgresql/15/bin`, or `SEGEXPAND_PG_BIN`).
 
+use super::config::PgTarget;
 use super::workload::Load;
 use super::{bad, Config, Error, Node};
 use crate::timeline::{Op, Outcome, Timeline};
@@ -34,7 +43,7 @@ pub(super) struct Pgbench {
     cfg: Config,
     port: u16,
     logs: tempfile::TempDir,
-    server: parking_lot::Mutex<Option<Server>>,
+    server: parking_lot::Mutex<Option<Target>>,
     /// Rounds started (each has its own log prefix) and their failures.
     rounds: parking_lot::Mutex<Vec<String>>,
 }
@@ -54,6 +63,167 @@ impl Server {
             Err(_) => Err(bad("the in-process server panicked")),
         }
     }
+}
+
+/// The server: this node in-process, or a PostgreSQL cluster.
+enum Target {
+    InProcess(Server),
+    Postgres(PgCluster),
+}
+
+impl Target {
+    fn stop(self) -> Result<(), Error> {
+        match self {
+            Target::InProcess(s) => s.stop(),
+            Target::Postgres(c) => c.stop(),
+        }
+    }
+}
+
+/// A throwaway PostgreSQL cluster (removed with its directory).
+struct PgCluster {
+    bin: PathBuf,
+    dir: tempfile::TempDir,
+    /// Run its commands as the `postgres` user (we are root, whom initdb refuses).
+    as_postgres: bool,
+}
+
+impl PgCluster {
+    /// A PostgreSQL binary's command, as the `postgres` user when we are root.
+    fn cmd(&self, prog: &str, args: &[String]) -> Command {
+        let path = self.bin.join(prog);
+        if self.as_postgres {
+            let mut line = shell_quote(&path.to_string_lossy());
+            for a in args {
+                line.push(' ');
+                line.push_str(&shell_quote(a));
+            }
+            let mut c = Command::new("su");
+            c.args(["postgres", "-c", &line]);
+            c
+        } else {
+            let mut c = Command::new(path);
+            c.args(args);
+            c
+        }
+    }
+
+    /// initdb, and start on `port`.
+    fn start(port: u16) -> Result<PgCluster, Error> {
+        let bin = std::env::var_os("SEGEXPAND_PG_BIN").map_or_else(
+            || PathBuf::from("/usr/lib/postgresql/15/bin"),
+            PathBuf::from,
+        );
+        if !bin.join("initdb").exists() {
+            return Err(bad(format!(
+                "pgbench_target postgres needs PostgreSQL 15's server: no initdb in {} \
+                 (apt-get install -y postgresql-15, or set SEGEXPAND_PG_BIN)",
+                bin.display()
+            )));
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("segexpand-pg")
+            .tempdir()
+            .map_err(|e| bad(format!("a directory for PostgreSQL: {e}")))?;
+        let c = PgCluster {
+            bin,
+            dir,
+            as_postgres: is_root(),
+        };
+        let path = |p: &Path| p.to_string_lossy().to_string();
+        let data = path(&c.dir.path().join("data"));
+        if c.as_postgres {
+            // The cluster's files belong to `postgres`.
+            run_to_end_any(
+                Command::new("chown").args(["postgres", &path(c.dir.path())]),
+                "chown",
+            )?;
+        }
+        let args = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        run_to_end_any(
+            &mut c.cmd(
+                "initdb",
+                &args(&["-D", &data, "-A", "trust", "-U", "postgres"]),
+            ),
+            "initdb",
+        )?;
+        let opts = format!(
+            "-p {port} -k {} -c listen_addresses=127.0.0.1",
+            path(c.dir.path())
+        );
+        let log = path(&c.dir.path().join("server.log"));
+        run_to_end_any(
+            &mut c.cmd(
+                "pg_ctl",
+                &args(&["-D", &data, "-o", &opts, "-l", &log, "-w", "start"]),
+            ),
+            "pg_ctl start",
+        )?;
+        Ok(c)
+    }
+
+    fn stop_with(&self, mode: &str) -> Result<(), Error> {
+        let data = self.dir.path().join("data").to_string_lossy().to_string();
+        let args: Vec<String> = ["-D", &data, "-m", mode, "stop"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        run_to_end_any(&mut self.cmd("pg_ctl", &args), "pg_ctl stop")
+    }
+
+    fn stop(self) -> Result<(), Error> {
+        self.stop_with("fast")
+    }
+}
+
+impl Drop for PgCluster {
+    fn drop(&mut self) {
+        // Stopped already unless a run failed half way.
+        if self.dir.path().join("data/postmaster.pid").exists() {
+            let _ = self.stop_with("immediate");
+        }
+    }
+}
+
+/// `s` quoted for `sh`.
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// True when this process runs as root.
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// A free loopback port (bound and released; PostgreSQL takes it right after).
+fn free_port() -> Result<u16, Error> {
+    let l = std::net::TcpListener::bind(("127.0.0.1", 0))
+        .map_err(|e| bad(format!("a free port: {e}")))?;
+    l.local_addr()
+        .map(|a| a.port())
+        .map_err(|e| bad(format!("a free port: {e}")))
+}
+
+/// Runs a command to its end; its output is the error when it fails.
+fn run_to_end_any(c: &mut Command, what: &str) -> Result<(), Error> {
+    let out = c.stdin(Stdio::null()).output().map_err(|e| {
+        bad(format!(
+            "cannot run {what}: {e} (pgbench is in postgresql-client, initdb and \
+                 pg_ctl in postgresql-15)"
+        ))
+    })?;
+    if !out.status.success() {
+        return Err(bad(format!(
+            "{what} failed ({}): {} {}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout).trim(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(())
 }
 
 impl Drop for Pgbench {
@@ -110,33 +280,21 @@ fn pgbench(port: u16) -> Command {
     c
 }
 
-/// Runs a command to its end; its stderr is the error when it fails.
-fn run_to_end(mut c: Command, what: &str) -> Result<(), Error> {
-    let out = c
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()
-        .map_err(|e| {
-            bad(format!(
-                "cannot run pgbench ({e}): install PostgreSQL 15's client tools \
-             (apt-get install -y postgresql-client)"
-            ))
-        })?;
-    if !out.status.success() {
-        return Err(bad(format!(
-            "{what} failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    Ok(())
-}
-
-/// Serves the node and loads pgbench's tables (`pgbench -i -s SCALE`).
+/// Serves the node (or starts PostgreSQL) and loads pgbench's tables (`pgbench -i -s
+/// SCALE`).
 pub(super) fn prepare(a: &Config, node: &Arc<Node>) -> Result<Pgbench, Error> {
     let logs =
         tempfile::tempdir().map_err(|e| bad(format!("a directory for pgbench's logs: {e}")))?;
-    let (server, port) = serve(node)?;
+    let (server, port) = match a.pgbench_target {
+        PgTarget::Segexpand => {
+            let (s, port) = serve(node)?;
+            (Target::InProcess(s), port)
+        }
+        PgTarget::Postgres => {
+            let port = free_port()?;
+            (Target::Postgres(PgCluster::start(port)?), port)
+        }
+    };
     let p = Pgbench {
         cfg: a.clone(),
         port,
@@ -147,17 +305,26 @@ pub(super) fn prepare(a: &Config, node: &Arc<Node>) -> Result<Pgbench, Error> {
     let t0 = Instant::now();
     let mut init = pgbench(port);
     init.args(["-i", "-q", "-s", &a.pgbench_scale.to_string()]);
-    run_to_end(init, "pgbench -i")?;
+    run_to_end_any(&mut init, "pgbench -i")?;
     say!(
         a,
-        "pgbench -i -s {} over the wire in {:.2} s (port {port})",
+        "pgbench -i -s {} over the wire against {} in {:.2} s (port {port})",
         a.pgbench_scale,
+        match a.pgbench_target {
+            PgTarget::Segexpand => "this node, served in-process",
+            PgTarget::Postgres => "PostgreSQL 15",
+        },
         t0.elapsed().as_secs_f64()
     );
     Ok(p)
 }
 
 impl Pgbench {
+    /// True when pgbench runs against this node.
+    pub(super) fn in_process(&self) -> bool {
+        self.cfg.pgbench_target == PgTarget::Segexpand
+    }
+
     /// Starts the thread that runs pgbench rounds until `stop` (or the workload's).
     pub(super) fn spawn<'s>(
         &'s self,
