@@ -116,20 +116,25 @@ fn check_run(dir: &Path, scenario: &str) {
         }
         v
     };
-    let series = |col: &str| -> Vec<Vec<(f64, f64)>> {
+    // An interval without completions: throughput drawn at the floor (1/s), no p99.
+    let series = |col: &str, floor: Option<f64>| -> Vec<Vec<(f64, f64)>> {
         ops.iter()
             .map(|op| {
                 tl.iter()
                     .filter(|r| &r["op"] == op)
                     .map(|r| (r["t_s"].parse().unwrap(), r[col].parse().unwrap()))
-                    .filter(|p: &(f64, f64)| p.1 > 0.0)
+                    .filter_map(|p: (f64, f64)| match floor {
+                        Some(f) => Some((p.0, p.1.max(f))),
+                        None => (p.1 > 0.0).then_some(p),
+                    })
                     .collect::<Vec<_>>()
             })
             .filter(|s| !s.is_empty())
             .collect()
     };
-    ties_out(&dir.join("throughput.svg"), &series("ops_per_s"));
-    ties_out(&dir.join("latency.svg"), &series("p99_us"));
+    ties_out(&dir.join("throughput.svg"), &series("ops_per_s", Some(1.0)));
+    ties_out(&dir.join("latency.svg"), &series("p99_us", None));
+
     for (stem, y) in [
         ("throughput", "operations per second"),
         ("latency", "p99 latency (µs)"),
@@ -192,21 +197,11 @@ fn the_smoke_preset_writes_every_output_and_they_tie_out() {
 
 #[test]
 fn a_broken_invariant_fails_the_run() {
-    let d = tempfile::tempdir().unwrap();
-    let f = d.path().join("broken.toml");
-    std::fs::write(
-        &f,
+    let (o, d) = run_text(
         "name = \"broken\"\nrows = 5000\nfrom = 2\nto = 3\nidle_s = 0.2\nafter_s = 0.2\n\
          inject_fault = \"unbalanced-transfer\"\n",
-    )
-    .unwrap();
+    );
     let out = d.path().join("out");
-    let o = harness(&[
-        "--scenario",
-        f.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.contains("check failed"), "{err}");
@@ -218,16 +213,8 @@ fn a_broken_invariant_fails_the_run() {
 
 #[test]
 fn bad_scenarios_are_refused_before_anything_runs() {
-    let d = tempfile::tempdir().unwrap();
-    let f = d.path().join("bad.toml");
-    std::fs::write(&f, "rowz = 5\n").unwrap();
+    let (o, d) = run_text("rowz = 5\n");
     let out = d.path().join("out");
-    let o = harness(&[
-        "--scenario",
-        f.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("rowz"));
     assert!(!out.exists(), "nothing is written");
@@ -257,8 +244,9 @@ fn bad_scenarios_are_refused_before_anything_runs() {
     );
 }
 
-/// Runs a scenario file's text; returns its summary.
-fn run_scenario(text: &str) -> serde_json::Value {
+/// Writes a scenario file's text and runs the harness on it, into `out` beside it:
+/// the process's output and the directory (removed when dropped).
+fn run_text(text: &str) -> (Output, tempfile::TempDir) {
     let d = tempfile::tempdir().unwrap();
     let f = d.path().join("s.toml");
     std::fs::write(&f, text).unwrap();
@@ -269,8 +257,14 @@ fn run_scenario(text: &str) -> serde_json::Value {
         "--out",
         out.to_str().unwrap(),
     ]);
+    (o, d)
+}
+
+/// Runs a scenario file's text, which must pass; returns its summary.
+fn run_scenario(text: &str) -> serde_json::Value {
+    let (o, d) = run_text(text);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    json(&out.join("summary.json"))
+    json(&d.path().join("out/summary.json"))
 }
 
 #[test]
@@ -344,4 +338,38 @@ fn pgbench_against_postgres_15_for_comparison() {
         "{}",
         String::from_utf8_lossy(&left.stdout)
     );
+}
+
+#[test]
+fn an_output_directory_in_use_or_a_mismatched_table_is_refused() {
+    // A non-empty --out: refused before anything runs, nothing in it touched.
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    std::fs::write(out.join("mine.txt"), "keep").unwrap();
+    let o = harness(&["--preset", "smoke", "--out", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("is not empty"), "{err}");
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 1);
+    // A data directory whose usertable has other keys than the scenario's.
+    let data = d.path().join("data");
+    let scenario = |key: &str, out: &str| {
+        format!(
+            "name = \"k\"\nworkload = \"ycsb\"\nrows = 2000\nchecking_rows = 1000\n\
+             from = 2\nto = 3\nidle_s = 0.2\nafter_s = 0.1\nkey_type = \"{key}\"\n\
+             dir = \"{}\"\n# {out}\n",
+            data.display()
+        )
+    };
+    let (o, _d1) = run_text(&scenario("text", "first"));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (o, _d2) = run_text(&scenario("int8", "second"));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("has keys of type"), "{err}");
+    // A sweep with a fixed data directory is refused.
+    let (o, _d3) = run_text(&(scenario("text", "third") + "[sweep]\nmethods = [\"online\"]\n"));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("a sweep needs a new data directory"));
 }

@@ -17,10 +17,10 @@
 use clap::Parser;
 use segexpand_bench::harness::config::{
     parse_idle_s, parse_max_mb_per_s, parse_max_rows_per_s, parse_rows, parse_workers,
-    Distribution, KeyType, Method, WorkloadKind,
+    Distribution, KeyType, Method, PgTarget, WorkloadKind,
 };
 use segexpand_bench::harness::driver::{preset, run_all, PRESETS};
-use segexpand_bench::harness::Config;
+use segexpand_bench::harness::{Config, INTERRUPTED};
 use segexpand_bench::out;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -76,6 +76,11 @@ struct Cli {
     rate: Option<f64>,
     #[arg(long)]
     pgbench_scale: Option<u64>,
+    #[arg(long, value_enum)]
+    pgbench_target: Option<TargetArg>,
+    /// Rows of the checking table beside YCSB or pgbench.
+    #[arg(long, value_parser = parse_rows, allow_negative_numbers = true)]
+    checking_rows: Option<u64>,
     #[arg(long)]
     from: Option<u16>,
     #[arg(long)]
@@ -120,6 +125,12 @@ enum KeyArg {
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum TargetArg {
+    Segexpand,
+    Postgres,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
 enum MethodArg {
     Online,
     Offline,
@@ -153,6 +164,7 @@ fn scenario(cli: &Cli) -> Result<Config, String> {
         clients,
         rate,
         pgbench_scale,
+        checking_rows,
         from,
         to,
         workers,
@@ -160,6 +172,29 @@ fn scenario(cli: &Cli) -> Result<Config, String> {
         after_s,
         interval_ms
     );
+    // A flag wins over the sweep's list of the same thing.
+    if cli.from.is_some() || cli.to.is_some() {
+        c.sweep.reconfigs.clear();
+    }
+    if cli.method.is_some() {
+        c.sweep.methods.clear();
+    }
+    if cli.max_rows_per_s.is_some() {
+        c.sweep.max_rows_per_s.clear();
+    }
+    if cli.workers.is_some() {
+        c.sweep.workers.clear();
+    }
+    if cli.rows.is_some() {
+        c.sweep.rows.clear();
+    }
+    if let Some(t) = cli.pgbench_target {
+        c.sweep.pgbench_targets.clear();
+        c.pgbench_target = match t {
+            TargetArg::Segexpand => PgTarget::Segexpand,
+            TargetArg::Postgres => PgTarget::Postgres,
+        };
+    }
     if let Some(w) = cli.workload {
         c.workload = match w {
             WorkloadArg::Checking => WorkloadKind::Checking,
@@ -201,8 +236,45 @@ fn scenario(cli: &Cli) -> Result<Config, String> {
     Ok(c)
 }
 
+/// Watches for SIGINT and SIGTERM: the first asks the run to stop and clean up (the
+/// workload and movers stop, servers and PostgreSQL clusters are stopped, data
+/// directories removed); a second ends the process at once.
+fn watch_signals() {
+    std::thread::spawn(|| {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        rt.block_on(async {
+            let Ok(mut term) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            else {
+                return;
+            };
+            for n in 0.. {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+                if n > 0 {
+                    out::err_line(format_args!("harness: interrupted again: exiting now"));
+                    std::process::exit(130);
+                }
+                INTERRUPTED.store(true, std::sync::atomic::Ordering::Release);
+                out::err_line(format_args!(
+                    "harness: interrupted: stopping the workload and cleaning up (again to \
+                     exit at once)"
+                ));
+            }
+        });
+    });
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    watch_signals();
     if cli.list_presets {
         for (name, text) in PRESETS {
             let about: Vec<&str> = text
@@ -258,7 +330,11 @@ fn main() -> ExitCode {
         }
         Err(e) => {
             out::err_line(format_args!("harness: {e}"));
-            ExitCode::from(2)
+            if INTERRUPTED.load(std::sync::atomic::Ordering::Acquire) {
+                ExitCode::from(130)
+            } else {
+                ExitCode::from(2)
+            }
         }
     }
 }

@@ -19,8 +19,11 @@ pub const IDLE_S_RANGE: (f64, f64) = (0.1, 3600.0);
 pub const ROWS_PER_S_RANGE: (f64, f64) = (1.0, 1e9);
 /// Bounds of `max_mb_per_s`.
 pub const MB_PER_S_RANGE: (f64, f64) = (0.01, 1e6);
-/// Bounds of `row_bytes` (the payload text of a row).
-pub const ROW_BYTES_RANGE: (u64, u64) = (1, 8000);
+/// Bounds of `row_bytes` (the payload text of a row; the engine's text limit is 4096).
+pub const ROW_BYTES_RANGE: (u64, u64) = (1, 4096);
+/// Most intervals the baseline and the time after may span: each interval keeps about
+/// 37 KiB per operation type (its histogram) until the run ends.
+pub const INTERVALS_MAX: f64 = 100_000.0;
 /// Most workload clients.
 pub const CLIENTS_MAX: u64 = 256;
 /// Bounds of `interval_ms`.
@@ -277,6 +280,14 @@ impl Config {
         whole(self.interval_ms, "interval_ms", INTERVAL_MS_RANGE)?;
         number(self.idle_s, "idle_s", IDLE_S_RANGE, " seconds")?;
         number(self.after_s, "after_s", (0.0, 3600.0), " seconds")?;
+        let intervals = (self.idle_s + self.after_s) * 1000.0 / self.interval_ms as f64;
+        if intervals > INTERVALS_MAX {
+            return Err(bad(format!(
+                "idle_s + after_s span {intervals:.0} intervals of {} ms; at most {INTERVALS_MAX} \
+                 are kept (about 37 KiB each per operation type): use a longer interval_ms",
+                self.interval_ms
+            )));
+        }
         if self.rate != 0.0 {
             number(
                 self.rate,
@@ -304,13 +315,14 @@ impl Config {
             )));
         }
         if self.name.is_empty()
+            || self.name.len() > 64
             || !self
                 .name
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
         {
             return Err(bad(format!(
-                "name must be letters, digits, '-', '_' or '.', got {:?}",
+                "name must be 1 to 64 letters, digits, '-', '_' or '.', got {:?}",
                 self.name
             )));
         }

@@ -66,6 +66,12 @@ fn method_name(m: Method) -> &'static str {
 /// each with a label naming what varies.
 pub fn expand(cfg: &Config) -> Result<Vec<(String, Config)>, Error> {
     let s: &Sweep = &cfg.sweep;
+    if !s.is_empty() && cfg.dir.is_some() {
+        return Err(bad(
+            "a sweep needs a new data directory for each run: remove `dir` from the \
+             scenario (each run gets one in its output directory)",
+        ));
+    }
     let mut runs = vec![(
         String::new(),
         Config {
@@ -119,15 +125,16 @@ pub fn expand(cfg: &Config) -> Result<Vec<(String, Config)>, Error> {
         s.max_rows_per_s
             .iter()
             .map(|&r| {
-                let label = if r > 0.0 {
-                    format!("thr{r:.0}")
-                } else {
+                let label = if r == 0.0 {
                     "unthrottled".into()
+                } else {
+                    format!("thr{r:.0}")
                 };
                 (
                     label,
                     Box::new(move |c: &mut Config| {
-                        c.max_rows_per_s = (r > 0.0).then_some(r);
+                        // 0 is unthrottled; anything else is checked as the key is.
+                        c.max_rows_per_s = (r != 0.0).then_some(r);
                     }) as Setter,
                 )
             })
@@ -210,27 +217,67 @@ pub fn main_ops(cfg: &Config) -> Vec<&'static str> {
     }
 }
 
+/// Makes `dir` this run's: it must be missing or empty (runs are never mixed), and a
+/// marker file made with `create_new` keeps a second harness started at the same
+/// moment out.
+fn claim(dir: &Path) -> Result<(), Error> {
+    let refuse = |why: String| bad(format!("--out {}: {why}", dir.display()));
+    match std::fs::read_dir(dir) {
+        Ok(mut entries) => {
+            if entries.next().is_some() {
+                return Err(refuse(
+                    "is not empty: pick a new directory (runs are never written over)".into(),
+                ));
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(refuse(e.to_string())),
+    }
+    std::fs::create_dir_all(dir).map_err(|e| refuse(e.to_string()))?;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(dir.join(".harness"))
+        .map(|_| ())
+        .map_err(|e| refuse(format!("another harness run took it ({e})")))
+}
+
 /// Runs one scenario (no sweep) in `dir`: its node in `dir/data` unless the scenario
 /// names a directory (removed at the end unless `keep_data`), then the run's files and
 /// figures.
 pub fn run_one(cfg: &Config, label: &str, dir: &Path, keep_data: bool) -> Result<RunOut, Error> {
     let fail = |e: output::OutputError| bad(e.to_string());
-    std::fs::create_dir_all(dir).map_err(|e| bad(format!("{}: {e}", dir.display())))?;
+    claim(dir)?;
     let mut c = cfg.clone();
     let own_dir = c.dir.is_none();
     if own_dir {
         c.dir = Some(dir.join("data"));
+        // The harness's own directory: whatever an interrupted run left there goes.
+        c.fresh = true;
     }
-    let fin: Finished = super::run(&c)?;
+    let ran = super::run(&c);
     if own_dir && !keep_data {
         if let Some(d) = &c.dir {
             let _ = std::fs::remove_dir_all(d);
         }
     }
-    // The scenario as given (without the directory the harness picked).
+    let fin: Finished = ran?;
+    // The scenario as run: without the directory the harness picked, and with the
+    // segments the table really went from and to (a reused directory whose table
+    // already has `to` segments goes back to `from`).
     let mut recorded = c.clone();
     if own_dir {
         recorded.dir = None;
+        recorded.fresh = cfg.fresh;
+    }
+    let seg = |k: &str| {
+        fin.fields
+            .iter()
+            .find(|f| f.0 == k)
+            .and_then(|f| f.1.parse::<u16>().ok())
+    };
+    if let (Some(f), Some(t)) = (seg("from_segments"), seg("to_segments")) {
+        (recorded.from, recorded.to) = (f, t);
     }
     output::write_run(dir, &recorded, &fin).map_err(fail)?;
     let run = RunOut {
@@ -259,12 +306,19 @@ pub fn run_all(
     progress: &dyn Fn(&str),
 ) -> Result<Vec<RunOut>, Error> {
     let runs = expand(cfg)?;
+    if runs
+        .iter()
+        .any(|(_, c)| c.workload == WorkloadKind::Pgbench && c.pgbench_target == PgTarget::Postgres)
+    {
+        // Found missing before the first run rather than after it.
+        super::pgbench::check_postgres()?;
+    }
     if cfg.sweep.is_empty() {
         let r = run_one(cfg, "", out, keep_data)?;
         progress(&format!("{}: {}", out.display(), r.verdict));
         return Ok(vec![r]);
     }
-    std::fs::create_dir_all(out).map_err(|e| bad(format!("{}: {e}", out.display())))?;
+    claim(out)?;
     output::write(out, "scenario.toml", &cfg.to_toml()).map_err(|e| bad(e.to_string()))?;
     let mut done = Vec::new();
     for (i, (label, c)) in runs.iter().enumerate() {
@@ -292,11 +346,13 @@ pub fn run_all(
 
 /// The throughput of the workload's main operations in a phase (ops/s).
 pub fn throughput(r: &RunOut, phase: &str) -> f64 {
+    // `+ 0.0`: an empty sum is −0.0, which prints as "-0".
     main_ops(&r.cfg)
         .iter()
         .map(|op| r.num(&format!("{op}_per_s_{phase}")))
         .filter(|v| v.is_finite())
-        .sum()
+        .sum::<f64>()
+        + 0.0
 }
 
 /// The fraction of rows the reconfiguration had to move: (M−N)/M growing, (N−M)/N

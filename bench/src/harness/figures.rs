@@ -16,6 +16,9 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
+/// Where a throughput chart on a log scale draws an interval without completions.
+pub const THROUGHPUT_FLOOR: f64 = 1.0;
+
 /// A drawn figure: its file stem (relative to the report) and a caption.
 pub struct Figure {
     /// `<stem>.png` and `<stem>.svg`, relative to the report's directory.
@@ -139,11 +142,21 @@ pub fn run_figures(run: &RunOut) -> Result<Vec<Figure>, PlotError> {
         )
     };
     let ops = tl.distinct("op");
-    let per_op = |y: &str, style: SeriesStyle| -> Vec<Series> {
+    // `floor`: on a log scale a zero cannot be drawn; an interval with no
+    // completions is drawn at the floor instead of being skipped (a line across it
+    // would hide the outage).
+    let per_op = |y: &str, style: SeriesStyle, floor: Option<f64>| -> Vec<Series> {
         ops.iter()
             .map(|op| Series {
                 label: op.clone(),
-                points: tl.points("t_s", y, Some(("op", op))),
+                points: tl
+                    .points("t_s", y, Some(("op", op)))
+                    .into_iter()
+                    .map(|(x, v)| match floor {
+                        Some(f) if v < f => (x, f),
+                        _ => (x, v),
+                    })
+                    .collect(),
                 style,
             })
             .collect()
@@ -154,7 +167,7 @@ pub fn run_figures(run: &RunOut) -> Result<Vec<Figure>, PlotError> {
             title: title("throughput"),
             x_label: "time (s)".into(),
             y_label: "operations per second".into(),
-            series: per_op("ops_per_s", SeriesStyle::Line),
+            series: per_op("ops_per_s", SeriesStyle::Line, Some(THROUGHPUT_FLOOR)),
             shades: shade_of(run, w),
             log_y: true,
             y_from_zero: false,
@@ -163,8 +176,9 @@ pub fn run_figures(run: &RunOut) -> Result<Vec<Figure>, PlotError> {
     )?;
     figs.push(Figure {
         stem: "throughput".into(),
-        caption: "Operations completed per second, per type and interval (log scale); \
-                  the migration window is shaded."
+        caption: "Operations completed per second, per type and interval (log scale; \
+                  an interval in which a type completed nothing is drawn at 1/s, the \
+                  axis's floor); the migration window is shaded."
             .into(),
     });
     render(
@@ -172,7 +186,7 @@ pub fn run_figures(run: &RunOut) -> Result<Vec<Figure>, PlotError> {
             title: title("p99 latency"),
             x_label: "time (s)".into(),
             y_label: "p99 latency (µs)".into(),
-            series: per_op("p99_us", SeriesStyle::Line),
+            series: per_op("p99_us", SeriesStyle::Line, None),
             shades: shade_of(run, w),
             log_y: true,
             y_from_zero: false,
@@ -487,11 +501,31 @@ pub fn run_report(run: &RunOut, figs: &[Figure]) -> String {
     }
     let _ = writeln!(
         s,
-        "| throughput before / during (ops/s, {}) | {:.0} / {:.0} |\n",
+        "| throughput before / during (ops/s, {}) | {:.0} / {:.0} |",
         main_ops(c).join("+"),
         throughput(run, "before"),
         throughput(run, "during")
     );
+    for op in main_ops(c) {
+        let v = |k: &str| {
+            run.fields
+                .get(format!("{op}_{k}"))
+                .map_or("-".into(), |v| v.to_string())
+        };
+        if run.fields.get(format!("{op}_ok_total")).is_some() {
+            let _ = writeln!(
+                s,
+                "| {op} p50 / p99 / max before; during (µs) | {} / {} / {}; {} / {} / {} |",
+                v("p50_us_before"),
+                v("p99_us_before"),
+                v("max_us_before"),
+                v("p50_us_during"),
+                v("p99_us_during"),
+                v("max_us_during")
+            );
+        }
+    }
+    s.push('\n');
     s += &images_md(figs);
     s += "Files: `scenario.toml`, `summary.json`, `timeline.csv`, `mover.csv`, `marks.csv`.\n";
     s

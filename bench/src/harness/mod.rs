@@ -95,6 +95,16 @@ use schema::{META, TABLE};
 use setup::Start;
 use workload::{sleep_unless_stopped, with_workload, Load};
 
+/// Set when the process is asked to stop (the harness binary's SIGINT/SIGTERM
+/// handler): the workload stops, the movers stop (the tables stay redistributing), and
+/// the run unwinds, stopping its servers and removing what it made.
+pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// The error of an interrupted run.
+fn interrupted() -> Error {
+    bad("interrupted (SIGINT or SIGTERM): the workload and the movers were stopped")
+}
+
 /// An error of the harness's own: a refusal, or a check that failed.
 fn bad(m: impl Into<String>) -> Error {
     Error::InvalidArgument(m.into())
@@ -136,7 +146,11 @@ pub fn run(a: &Config) -> Result<Finished, Error> {
         ..layout
     };
     let timeline = Timeline::new(Duration::from_millis(a.interval_ms));
-    let ran = under_workload(a, &node, &start, &extra, &tables, target, &timeline)?;
+    let ran = under_workload(a, &node, &start, &extra, &tables, target, &timeline);
+    if INTERRUPTED.load(Ordering::Acquire) {
+        return Err(interrupted());
+    }
+    let ran = ran?;
     let reclaimed = redistribution::clean_up(a, &node, to, &tables)?;
     timeline.mark("cleanup");
     extra.finish(a, &timeline)?;
@@ -144,6 +158,7 @@ pub fn run(a: &Config) -> Result<Finished, Error> {
     let (fields, verdict) = report::report(a, &ran, &start, &end, &reclaimed, (from, to));
     let mut fields = fields;
     fields.extend(report::timeline_fields(&timeline));
+    let verdict = verdict.and(report::workload_verdict(a, &timeline));
     Ok(Finished {
         fields,
         timeline,

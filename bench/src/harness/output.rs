@@ -62,9 +62,15 @@ pub fn machine() -> serde_json::Value {
     })
 }
 
-/// The git revision of the harness's source checkout, with `-dirty` when it has
-/// uncommitted changes ("unknown" outside a checkout).
-pub fn git_revision() -> String {
+/// The git revision this harness was built from, with `-dirty` when tracked files
+/// differed from it at build time ("unknown" outside a checkout; `build.rs`).
+pub fn git_revision() -> &'static str {
+    env!("SEGEXPAND_BUILD_REV")
+}
+
+/// The source checkout's revision now (it can differ from the build's if the checkout
+/// moved on after the build).
+pub fn checkout_revision() -> String {
     let dir = env!("CARGO_MANIFEST_DIR");
     let git = |args: &[&str]| {
         std::process::Command::new("git")
@@ -96,6 +102,7 @@ pub fn provenance(cfg: &Config) -> serde_json::Value {
         "scenario": cfg.name,
         "seed": cfg.seed,
         "git_revision": git_revision(),
+        "checkout_revision_at_run": checkout_revision(),
         "machine": machine(),
         "started_unix_s": std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

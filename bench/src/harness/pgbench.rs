@@ -110,17 +110,7 @@ impl PgCluster {
 
     /// initdb, and start on `port`.
     fn start(port: u16) -> Result<PgCluster, Error> {
-        let bin = std::env::var_os("SEGEXPAND_PG_BIN").map_or_else(
-            || PathBuf::from("/usr/lib/postgresql/15/bin"),
-            PathBuf::from,
-        );
-        if !bin.join("initdb").exists() {
-            return Err(bad(format!(
-                "pgbench_target postgres needs PostgreSQL 15's server: no initdb in {} \
-                 (apt-get install -y postgresql-15, or set SEGEXPAND_PG_BIN)",
-                bin.display()
-            )));
-        }
+        let bin = check_postgres()?;
         let dir = tempfile::Builder::new()
             .prefix("segexpand-pg")
             .tempdir()
@@ -183,6 +173,22 @@ impl Drop for PgCluster {
             let _ = self.stop_with("immediate");
         }
     }
+}
+
+/// PostgreSQL 15's server binaries: their directory, or why they cannot be used.
+pub(super) fn check_postgres() -> Result<PathBuf, Error> {
+    let bin = std::env::var_os("SEGEXPAND_PG_BIN").map_or_else(
+        || PathBuf::from("/usr/lib/postgresql/15/bin"),
+        PathBuf::from,
+    );
+    if !bin.join("initdb").exists() || !bin.join("pg_ctl").exists() {
+        return Err(bad(format!(
+            "pgbench_target postgres needs PostgreSQL 15's server: no initdb and pg_ctl in \
+             {} (apt-get install -y postgresql-15, or set SEGEXPAND_PG_BIN)",
+            bin.display()
+        )));
+    }
+    Ok(bin)
 }
 
 /// `s` quoted for `sh`.

@@ -279,10 +279,22 @@ pub(super) fn timeline_fields(tl: &Timeline) -> Vec<Field> {
             _ => 0.0,
         },
     ];
-    for (phase, op, c) in tl.phase_cells() {
+    // Every phase of every type that ran: a phase in which a type did nothing gives
+    // zeros, not missing fields.
+    let cells = tl.phase_cells();
+    let ops: Vec<Op> = Op::ALL
+        .into_iter()
+        .filter(|op| cells.iter().any(|(_, o, _)| o == op))
+        .collect();
+    let empty = crate::timeline::Cell::default();
+    for (phase, op) in (0..PHASES.len()).flat_map(|p| ops.iter().map(move |&op| (p, op))) {
         let (Some(name), Some(len)) = (PHASES.get(phase), lens.get(phase)) else {
             continue;
         };
+        let c = cells
+            .iter()
+            .find(|(p, o, _)| *p == phase && *o == op)
+            .map_or(&empty, |x| &x.2);
         let s = c.lat.summary();
         let k = |what: &str| format!("{}_{what}_{name}", op.name());
         f.push((k("ok"), c.ok.to_string()));
@@ -316,6 +328,35 @@ pub(super) fn timeline_fields(tl: &Timeline) -> Vec<Field> {
     f.push(("rss_mb_peak".into(), num(peak)));
     f.push(("cpu_pct_mean_migration".into(), num(cpu)));
     f
+}
+
+/// The measured workload's own checks: no operation of any type failed (an abort — a
+/// lock timeout or deadlock a client would retry — is not a failure), and the
+/// scenario's main workload completed something.
+pub(super) fn workload_verdict(a: &Config, tl: &Timeline) -> Result<(), Error> {
+    let failed: Vec<String> = Op::ALL
+        .iter()
+        .filter_map(|&op| {
+            let e = tl.total(op).errors;
+            (e > 0).then(|| format!("{e} {} operations", op.name()))
+        })
+        .collect();
+    if !failed.is_empty() {
+        return Err(bad(format!("check failed: {} failed", failed.join(", "))));
+    }
+    let main = super::driver::main_ops(a);
+    let done: u64 = Op::ALL
+        .iter()
+        .filter(|op| main.contains(&op.name()))
+        .map(|&op| tl.total(op).ok)
+        .sum();
+    if done == 0 {
+        return Err(bad(format!(
+            "check failed: the workload's {} completed nothing",
+            main.join("/")
+        )));
+    }
+    Ok(())
 }
 
 /// The longest run of consecutive intervals, inside the migration window, in which a

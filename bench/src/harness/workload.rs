@@ -64,7 +64,7 @@ impl<'t> Load<'t> {
     }
 
     pub(super) fn stopped(&self) -> bool {
-        self.stop.load(Ordering::Acquire)
+        self.stop.load(Ordering::Acquire) || super::INTERRUPTED.load(Ordering::Relaxed)
     }
 
     /// Prints a workload message, unless `MESSAGES_MAX` were printed already.

@@ -56,11 +56,29 @@ fn payload(k: u64, len: usize, seed: u64) -> String {
         .collect()
 }
 
-/// Creates and loads `usertable` (or checks the one an earlier run left: it must hold
-/// at least `rows` rows).
+/// The key column's type for `t`.
+fn key_type(t: KeyType) -> Type {
+    match t {
+        KeyType::Int8 => Type::Int8,
+        KeyType::Text => Type::Text,
+    }
+}
+
+/// Creates and loads `usertable` (or checks the one an earlier run left: its key must
+/// be of the scenario's type and it must hold at least `rows` rows).
 pub(super) fn prepare(a: &Config, node: &Arc<Node>) -> Result<Ycsb, Error> {
     let have = match node.table_def(TABLE) {
-        Ok(_) => Some(count(node)?),
+        Ok(def) => {
+            let key = def.columns.first().map(|c| c.ty);
+            if key != Some(key_type(a.key_type)) {
+                return Err(bad(format!(
+                    "{TABLE}, left by an earlier run, has keys of type {key:?}, the scenario \
+                     asks for {:?}: nothing was changed (start over with --fresh)",
+                    key_type(a.key_type)
+                )));
+            }
+            Some(count(node)?)
+        }
         Err(Error::NoSuchTable(_)) => None,
         Err(e) => return Err(e),
     };
@@ -74,13 +92,9 @@ pub(super) fn prepare(a: &Config, node: &Arc<Node>) -> Result<Ycsb, Error> {
             )))
         }
         None => {
-            let key = match a.key_type {
-                KeyType::Int8 => Type::Int8,
-                KeyType::Text => Type::Text,
-            };
             node.create_table(
                 &TableSpec::new(TABLE)
-                    .not_null("ycsb_key", key)
+                    .not_null("ycsb_key", key_type(a.key_type))
                     .not_null("field0", Type::Text)
                     .distributed_by(&["ycsb_key"])
                     .placement(placement(a))
@@ -149,9 +163,13 @@ impl Ycsb {
                 Some(g) => {
                     let due = start + g.saturating_mul(n);
                     n = n.saturating_add(1);
-                    let now = Instant::now();
-                    if due > now {
-                        std::thread::sleep(due - now);
+                    // Slices, so that a long gap (a low rate) does not outlive the run.
+                    while !load.stopped_or(stop) {
+                        let now = Instant::now();
+                        if due <= now {
+                            break;
+                        }
+                        std::thread::sleep((due - now).min(Duration::from_millis(20)));
                     }
                     due
                 }
