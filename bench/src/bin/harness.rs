@@ -195,6 +195,7 @@ fn scenario(cli: &Cli) -> Result<Config, String> {
             TargetArg::Postgres => PgTarget::Postgres,
         };
     }
+    c.mix = c.mix.to_uppercase();
     if let Some(w) = cli.workload {
         c.workload = match w {
             WorkloadArg::Checking => WorkloadKind::Checking,

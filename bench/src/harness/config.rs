@@ -225,7 +225,9 @@ impl Default for Config {
 impl Config {
     /// Parses a scenario file's text (`what` names it in errors).
     pub fn from_toml(text: &str, what: &str) -> Result<Config, Error> {
-        toml::from_str(text).map_err(|e| bad(format!("{what}: {e}")))
+        let mut c: Config = toml::from_str(text).map_err(|e| bad(format!("{what}: {e}")))?;
+        c.mix = c.mix.to_uppercase();
+        Ok(c)
     }
 
     /// The scenario as TOML (what the run directory records).
