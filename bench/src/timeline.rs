@@ -15,7 +15,7 @@
 //! The whole-run and per-phase figures are the sums of what the clients recorded,
 //! exactly as the per-interval cells are: the summary's counts equal the timeline's.
 
-use crate::latency::{Recorder, Summary};
+use crate::latency::{Compact, Recorder, Summary};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::time::{Duration, Instant};
@@ -138,6 +138,24 @@ impl Cell {
     }
 }
 
+/// A cell as the timeline keeps it: the histogram's non-empty buckets.
+#[derive(Debug, Clone, Default)]
+struct Kept {
+    lat: Compact,
+    ok: u64,
+    aborts: u64,
+    errors: u64,
+}
+
+impl Kept {
+    fn add(&mut self, c: &Cell) {
+        self.lat.merge(&c.lat.compact());
+        self.ok += c.ok;
+        self.aborts += c.aborts;
+        self.errors += c.errors;
+    }
+}
+
 /// A sample of the mover and of the process, taken once per interval.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Sample {
@@ -184,7 +202,10 @@ pub struct Timeline {
     phase: AtomicU8,
     /// Nanoseconds from `t0` at which the timeline closed (`u64::MAX`: open).
     closed_at: AtomicU64,
-    cells: parking_lot::Mutex<BTreeMap<(u64, Op), Cell>>,
+    /// The intervals' cells, compacted as clients add them (a 37 KiB histogram becomes
+    /// its non-empty buckets, typically a few KiB), so a long run's timeline stays
+    /// small.
+    cells: parking_lot::Mutex<BTreeMap<(u64, Op), Kept>>,
     phases: parking_lot::Mutex<[Vec<Cell>; 3]>,
     marks: parking_lot::Mutex<Vec<(f64, String)>>,
     samples: parking_lot::Mutex<Vec<Sample>>,
@@ -324,7 +345,7 @@ impl Timeline {
                         ok: c.ok,
                         aborts: c.aborts,
                         errors: c.errors,
-                        lat: c.lat.summary(),
+                        lat: Recorder::from_compact(&c.lat).summary(),
                     }),
                     None => out.push(Row {
                         t_s,
@@ -449,12 +470,7 @@ impl Client<'_> {
             let (Some(c), Some(&op)) = (slot.take(), Op::ALL.get(i)) else {
                 continue;
             };
-            match all.get_mut(&(self.cur, op)) {
-                Some(have) => have.add(&c),
-                None => {
-                    all.insert((self.cur, op), c);
-                }
-            }
+            all.entry((self.cur, op)).or_default().add(&c);
         }
     }
 }

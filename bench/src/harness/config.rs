@@ -21,9 +21,9 @@ pub const ROWS_PER_S_RANGE: (f64, f64) = (1.0, 1e9);
 pub const MB_PER_S_RANGE: (f64, f64) = (0.01, 1e6);
 /// Bounds of `row_bytes` (the payload text of a row; the engine's text limit is 4096).
 pub const ROW_BYTES_RANGE: (u64, u64) = (1, 4096);
-/// Most intervals the baseline and the time after may span: each interval keeps about
-/// 37 KiB per operation type (its histogram) until the run ends.
-pub const INTERVALS_MAX: f64 = 100_000.0;
+/// Most intervals the baseline and the time after may span: each interval keeps its
+/// histogram's non-empty buckets per operation type (a few KiB) until the run ends.
+pub const INTERVALS_MAX: f64 = 1_000_000.0;
 /// Most workload clients.
 pub const CLIENTS_MAX: u64 = 256;
 /// Bounds of `interval_ms`.
@@ -286,7 +286,7 @@ impl Config {
         if intervals > INTERVALS_MAX {
             return Err(bad(format!(
                 "idle_s + after_s span {intervals:.0} intervals of {} ms; at most {INTERVALS_MAX} \
-                 are kept (about 37 KiB each per operation type): use a longer interval_ms",
+                 are kept (a few KiB each per operation type): use a longer interval_ms",
                 self.interval_ms
             )));
         }
