@@ -95,15 +95,14 @@ fn point_read(c: &mut Criterion) {
     });
     // As the checking workload's point SELECTs run: back to back, one clock read per
     // operation (each one's latency runs from the previous one's end).
-    let mut t = Instant::now();
+    rec.restart(Instant::now());
     g.bench_function("client_loop_one_clock", |b| {
         b.iter(|| {
             k = (k + 7919) % ROWS;
             let r = tx.get("t", &[Value::Int8(k as i64)]);
             let end = Instant::now();
             black_box(r.unwrap());
-            rec.record(Op::PointSelect, t, end, Outcome::Ok);
-            t = end;
+            rec.record_next(Op::PointSelect, end, Outcome::Ok);
         })
     });
     g.finish();

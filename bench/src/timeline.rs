@@ -4,10 +4,13 @@
 //! precision; the phase marks (start, flip, cleanup …); and samples of the mover's
 //! progress and the process's CPU and memory.
 //!
-//! Each client thread records into a [`Client`] of its own (no lock, no sharing): its
-//! current interval's cells, and its per-phase recorders. When an operation completes
-//! in a later interval, the client adds its cells into the timeline (one lock per
-//! client per interval), and at its end it adds everything. An operation belongs to
+//! Each client thread records into a [`Client`] of its own (no lock, no sharing): the
+//! cells of its current interval and phase, one histogram increment per operation.
+//! When an operation completes in a later interval (or the phase changes), the client
+//! adds its cells into the timeline (one lock per client per interval), and at its end
+//! it adds what it holds. The timeline keeps a cell per (interval, phase, type), so
+//! the per-interval rows and the per-phase figures are both exact sums of the same
+//! cells. An operation belongs to
 //! the interval in which it *completed*; its latency runs from its *intended* start
 //! (an open-loop client's schedule), so a stalled server shows as latency, not as
 //! missing samples (no coordinated omission).
@@ -149,10 +152,19 @@ struct Kept {
 
 impl Kept {
     fn add(&mut self, c: &Cell) {
-        self.lat.merge(&c.lat.compact());
-        self.ok += c.ok;
-        self.aborts += c.aborts;
-        self.errors += c.errors;
+        self.merge(&Kept {
+            lat: c.lat.compact(),
+            ok: c.ok,
+            aborts: c.aborts,
+            errors: c.errors,
+        });
+    }
+
+    fn merge(&mut self, o: &Kept) {
+        self.lat.merge(&o.lat);
+        self.ok += o.ok;
+        self.aborts += o.aborts;
+        self.errors += o.errors;
     }
 }
 
@@ -205,8 +217,7 @@ pub struct Timeline {
     /// The intervals' cells, compacted as clients add them (a 37 KiB histogram becomes
     /// its non-empty buckets, typically a few KiB), so a long run's timeline stays
     /// small.
-    cells: parking_lot::Mutex<BTreeMap<(u64, Op), Kept>>,
-    phases: parking_lot::Mutex<[Vec<Cell>; 3]>,
+    cells: parking_lot::Mutex<BTreeMap<(u64, u8, Op), Kept>>,
     marks: parking_lot::Mutex<Vec<(f64, String)>>,
     samples: parking_lot::Mutex<Vec<Sample>>,
 }
@@ -225,7 +236,6 @@ impl Timeline {
             phase: AtomicU8::new(0),
             closed_at: AtomicU64::new(u64::MAX),
             cells: parking_lot::Mutex::new(BTreeMap::new()),
-            phases: parking_lot::Mutex::new(Default::default()),
             marks: parking_lot::Mutex::new(Vec::new()),
             samples: parking_lot::Mutex::new(Vec::new()),
         }
@@ -244,6 +254,14 @@ impl Timeline {
     /// The interval length.
     pub fn interval(&self) -> Duration {
         self.interval
+    }
+
+    /// Nanoseconds from the start to `t` (0 before it).
+    #[inline]
+    fn at(&self, t: Instant) -> u64 {
+        t.saturating_duration_since(self.t0)
+            .as_nanos()
+            .min(u128::from(u64::MAX - 1)) as u64
     }
 
     /// Seconds from the start to `t` (0 before it).
@@ -314,8 +332,9 @@ impl Timeline {
             tl: self,
             cur: 0,
             span: (0, 0),
+            phase: 0,
             cells: Default::default(),
-            phases: Default::default(),
+            last_at: 0,
         }
     }
 
@@ -324,21 +343,26 @@ impl Timeline {
     /// that appears elsewhere are included with zero counts, so a stall shows as zero
     /// throughput rather than a gap.
     pub fn rows(&self) -> Vec<Row> {
-        let cells = self.cells.lock();
+        // Per (interval, type): the phases' cells added.
+        let mut merged: BTreeMap<(u64, Op), Kept> = BTreeMap::new();
+        for (&(i, _, op), k) in self.cells.lock().iter() {
+            merged.entry((i, op)).or_default().merge(k);
+        }
         let ops: Vec<Op> = {
-            let mut v: Vec<Op> = cells.keys().map(|k| k.1).collect();
+            let mut v: Vec<Op> = merged.keys().map(|k| k.1).collect();
             v.sort_unstable();
             v.dedup();
             v
         };
-        let last = cells.keys().map(|k| k.0).max();
         let mut out = Vec::new();
-        let Some(last) = last else { return out };
+        let Some(last) = merged.keys().map(|k| k.0).max() else {
+            return out;
+        };
         let step = self.interval.as_secs_f64();
         for i in 0..=last {
             for &op in &ops {
                 let t_s = i as f64 * step;
-                match cells.get(&(i, op)) {
+                match merged.get(&(i, op)) {
                     Some(c) => out.push(Row {
                         t_s,
                         op,
@@ -361,20 +385,26 @@ impl Timeline {
         out
     }
 
-    /// Per phase (`PHASES`), per operation type with something recorded: the cell.
+    /// Per phase (`PHASES`), per operation type with something recorded: the cell
+    /// (the phase's intervals added).
     pub fn phase_cells(&self) -> Vec<(usize, Op, Cell)> {
-        let p = self.phases.lock();
-        let mut out = Vec::new();
-        for (i, cells) in p.iter().enumerate() {
-            for (j, c) in cells.iter().enumerate() {
-                if c.ok + c.aborts + c.errors > 0 {
-                    if let Some(&op) = Op::ALL.get(j) {
-                        out.push((i, op, c.clone()));
-                    }
-                }
-            }
+        let mut merged: BTreeMap<(u8, Op), Kept> = BTreeMap::new();
+        for (&(_, phase, op), k) in self.cells.lock().iter() {
+            merged.entry((phase, op)).or_default().merge(k);
         }
-        out
+        merged
+            .into_iter()
+            .filter(|(_, k)| k.ok + k.aborts + k.errors > 0)
+            .map(|((phase, op), k)| {
+                let cell = Cell {
+                    lat: Recorder::from_compact(&k.lat),
+                    ok: k.ok,
+                    aborts: k.aborts,
+                    errors: k.errors,
+                };
+                (usize::from(phase), op, cell)
+            })
+            .collect()
     }
 
     /// The whole run's cell of one operation type (the phases added).
@@ -393,15 +423,16 @@ impl Timeline {
 /// timeline when its interval changes and when dropped.
 pub struct Client<'a> {
     tl: &'a Timeline,
-    /// The current interval, and its span in nanoseconds from the start.
+    /// The current interval and phase, and the interval's span in nanoseconds from
+    /// the start.
     cur: u64,
+    phase: u8,
     span: (u64, u64),
-    /// The current interval's cells, by `Op::index`.
+    /// The current interval and phase's cells, by `Op::index`.
     cells: [Option<Cell>; OPS],
-    /// Per phase, by `Op::index` (made on first use). Two significant digits, as the
-    /// intervals': a third made each record a likely cache miss in a 256 KiB array,
-    /// which showed in the client loop's cost.
-    phases: [[Option<Box<Cell>>; OPS]; 3],
+    /// Nanoseconds from the start to the last operation's end (or to `restart`): where
+    /// `record_next`'s latency begins.
+    last_at: u64,
 }
 
 /// The number of operation types.
@@ -419,6 +450,23 @@ impl Client<'_> {
         self.record_ns(op, ns, end, outcome);
     }
 
+    /// Back-to-back operations (a closed loop with one clock read per operation):
+    /// the next one's latency runs from `t`.
+    pub fn restart(&mut self, t: Instant) {
+        self.last_at = self.tl.at(t);
+    }
+
+    /// Records an operation of type `op` that ended at `end` and began where the last
+    /// one recorded ended (or at `restart`): one clock read and one subtraction from
+    /// the start per operation.
+    #[inline]
+    pub fn record_next(&mut self, op: Op, end: Instant, outcome: Outcome) {
+        let at = self.tl.at(end);
+        let ns = at.saturating_sub(self.last_at);
+        let phase = self.tl.phase();
+        self.record_at(phase, op, ns, at, outcome);
+    }
+
     /// Records an operation of `ns` nanoseconds that ended at `end`, in the current
     /// phase.
     #[inline]
@@ -431,37 +479,36 @@ impl Client<'_> {
     /// operations read back from a log after the run).
     #[inline]
     pub fn record_in(&mut self, phase: u8, op: Op, ns: u64, end: Instant, outcome: Outcome) {
-        let at = end
-            .saturating_duration_since(self.tl.t0)
-            .as_nanos()
-            .min(u128::from(u64::MAX - 1)) as u64;
+        let at = self.tl.at(end);
+        self.record_at(phase, op, ns, at, outcome);
+    }
+
+    /// Records an operation of `ns` nanoseconds that ended `at` nanoseconds from the
+    /// start, in `phase`.
+    #[inline]
+    fn record_at(&mut self, phase: u8, op: Op, ns: u64, at: u64, outcome: Outcome) {
+        self.last_at = at;
         if at >= self.tl.closed_at.load(Ordering::Acquire) {
             return;
         }
-        if at < self.span.0 || at >= self.span.1 {
-            self.flush_interval();
+        let phase = phase.min(2);
+        if at < self.span.0 || at >= self.span.1 || phase != self.phase {
+            self.flush();
             let step = u64::try_from(self.tl.interval.as_nanos())
                 .unwrap_or(u64::MAX)
                 .max(1);
             self.cur = at / step;
             let lo = self.cur.saturating_mul(step);
             self.span = (lo, lo.saturating_add(step));
+            self.phase = phase;
         }
-        let i = op.index();
-        if let Some(slot) = self.cells.get_mut(i) {
+        if let Some(slot) = self.cells.get_mut(op.index()) {
             slot.get_or_insert_with(Cell::coarse).record(ns, outcome);
-        }
-        if let Some(slot) = self
-            .phases
-            .get_mut(usize::from(phase).min(2))
-            .and_then(|p| p.get_mut(i))
-        {
-            slot.get_or_insert_with(|| Box::new(Cell::coarse()))
-                .record(ns, outcome);
         }
     }
 
-    fn flush_interval(&mut self) {
+    /// Adds the cells held into the timeline.
+    fn flush(&mut self) {
         if self.cells.iter().all(Option::is_none) {
             return;
         }
@@ -470,26 +517,14 @@ impl Client<'_> {
             let (Some(c), Some(&op)) = (slot.take(), Op::ALL.get(i)) else {
                 continue;
             };
-            all.entry((self.cur, op)).or_default().add(&c);
+            all.entry((self.cur, self.phase, op)).or_default().add(&c);
         }
     }
 }
 
 impl Drop for Client<'_> {
     fn drop(&mut self) {
-        self.flush_interval();
-        let mut p = self.tl.phases.lock();
-        for (i, cells) in self.phases.iter().enumerate() {
-            let Some(dst) = p.get_mut(i) else { continue };
-            if dst.is_empty() {
-                dst.resize_with(OPS, Cell::default);
-            }
-            for (j, c) in cells.iter().enumerate() {
-                if let (Some(c), Some(d)) = (c, dst.get_mut(j)) {
-                    d.add(c);
-                }
-            }
-        }
+        self.flush();
     }
 }
 
@@ -549,6 +584,26 @@ mod tests {
         assert!(rows[2].lat.p50 >= 1_990_000 && rows[2].lat.p50 <= 2_010_000);
         let total = tl.total(Op::Read);
         assert_eq!((total.ok, total.aborts), (42, 3));
+    }
+
+    #[test]
+    fn back_to_back_operations_time_from_the_last_end() {
+        let tl = Timeline::new(Duration::from_millis(100));
+        let t0 = tl.t0();
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        {
+            let mut c = tl.client();
+            c.restart(ms(10));
+            c.record_next(Op::Read, ms(13), Outcome::Ok); // 3 ms
+            c.record_next(Op::Read, ms(20), Outcome::Ok); // 7 ms
+            c.restart(ms(50));
+            c.record_next(Op::Read, ms(51), Outcome::Ok); // 1 ms
+        }
+        let s = tl.total(Op::Read).lat.summary();
+        assert_eq!(s.count, 3);
+        let near = |v: u64, want: u64| v.abs_diff(want) <= want / 100;
+        assert!(near(s.max, 7_000_000), "{s:?}");
+        assert!(near(s.p50, 3_000_000), "{s:?}");
     }
 
     #[test]

@@ -36,7 +36,7 @@ pub(super) fn point_selects(node: &Arc<Node>, load: &Load<'_>, id_range: u64) {
         // Back to back, one clock read per SELECT: each one's latency runs from the
         // previous one's end (so it includes the loop's own few nanoseconds; a second
         // clock read would cost more than that — docs/BENCHMARKS.md).
-        let mut t = Instant::now();
+        rec.restart(Instant::now());
         for _ in 0..200 {
             x ^= x << 13;
             x ^= x >> 7;
@@ -47,11 +47,10 @@ pub(super) fn point_selects(node: &Arc<Node>, load: &Load<'_>, id_range: u64) {
             if let Err(e) = r {
                 load.select_errors.fetch_add(1, Ordering::Relaxed);
                 let o = load.error("a point SELECT", e);
-                rec.record(Op::PointSelect, t, end, o);
+                rec.record_next(Op::PointSelect, end, o);
                 break;
             }
-            rec.record(Op::PointSelect, t, end, Outcome::Ok);
-            t = end;
+            rec.record_next(Op::PointSelect, end, Outcome::Ok);
         }
         let _ = tx.rollback();
         load.pause(Duration::from_millis(10));
