@@ -37,7 +37,7 @@ struct Cli {
     /// A scenario file (TOML).
     #[arg(long)]
     scenario: Option<PathBuf>,
-    /// Output directory (default harness-runs/<name>-<unix time>).
+    /// Output directory, missing or empty (default harness-runs/<name>-<unix time>).
     #[arg(long)]
     out: Option<PathBuf>,
     /// Keep each run's data directory.
@@ -49,54 +49,74 @@ struct Cli {
     /// Print each run's summary as JSON on stdout.
     #[arg(long)]
     json: bool,
+    /// The run's name (letters, digits, -_.; up to 64).
     #[arg(long)]
     name: Option<String>,
+    /// Seed of the data and of every client's operation stream.
     #[arg(long)]
     seed: Option<u64>,
     /// Rows of the main table.
     #[arg(long, value_parser = parse_rows, allow_negative_numbers = true)]
     rows: Option<u64>,
+    /// Payload characters per row: 1 to 4096.
     #[arg(long)]
     row_bytes: Option<u64>,
+    /// The workload beside the checking one (which always runs).
     #[arg(long, value_enum)]
     workload: Option<WorkloadArg>,
     /// YCSB mix: A, B, C, E, F.
     #[arg(long)]
     mix: Option<String>,
+    /// YCSB key choice.
     #[arg(long, value_enum)]
     distribution: Option<DistArg>,
+    /// Zipfian skew: above 0, at most 5 (YCSB's 0.99).
     #[arg(long, allow_negative_numbers = true)]
     theta: Option<f64>,
+    /// usertable's key type.
     #[arg(long, value_enum)]
     key_type: Option<KeyArg>,
+    /// YCSB client threads, or pgbench's -c/-j: 1 to 256.
     #[arg(long)]
     clients: Option<u64>,
     /// Open loop: operations per second over all YCSB clients (0: closed loop).
     #[arg(long, allow_negative_numbers = true)]
     rate: Option<f64>,
+    /// pgbench -i -s.
     #[arg(long)]
     pgbench_scale: Option<u64>,
+    /// Where pgbench runs: this node served in-process, or a throwaway PostgreSQL 15.
     #[arg(long, value_enum)]
     pgbench_target: Option<TargetArg>,
     /// Rows of the checking table beside YCSB or pgbench.
     #[arg(long, value_parser = parse_rows, allow_negative_numbers = true)]
     checking_rows: Option<u64>,
+    /// Segments before (replaces the sweep's reconfigs).
     #[arg(long)]
     from: Option<u16>,
+    /// Segments after (replaces the sweep's reconfigs).
     #[arg(long)]
     to: Option<u16>,
+    /// Online (jump hashing), offline (gpexpand's locked rewrite) or modulo (the
+    /// full-reshuffle baseline); replaces the sweep's methods.
     #[arg(long, value_enum)]
     method: Option<MethodArg>,
+    /// Mover workers per table: 1 to 64.
     #[arg(long, value_parser = parse_workers, allow_negative_numbers = true)]
     workers: Option<u64>,
+    /// Mover throttle in rows per second (replaces the sweep's throttles).
     #[arg(long, value_parser = parse_max_rows_per_s, allow_negative_numbers = true)]
     max_rows_per_s: Option<f64>,
+    /// Mover throttle in MB per second.
     #[arg(long, value_parser = parse_max_mb_per_s, allow_negative_numbers = true)]
     max_mb_per_s: Option<f64>,
+    /// Seconds of workload before the reconfiguration (the baseline).
     #[arg(long, value_parser = parse_idle_s, allow_negative_numbers = true)]
     idle_s: Option<f64>,
+    /// Seconds of workload after the flip.
     #[arg(long, allow_negative_numbers = true)]
     after_s: Option<f64>,
+    /// The timeline's interval: 10 to 60000 ms.
     #[arg(long)]
     interval_ms: Option<u64>,
     /// Run the scenario once, without its sweep.
