@@ -10,8 +10,12 @@ use segexpand_bench::latency::Recorder;
 use segexpand_bench::timeline::{Op, Outcome, Timeline};
 use segexpand_bench::workload::keys::{KeyChooser, KeyDist, Rng};
 use segexpand_bench::workload::ycsb::{Mix, OpStream};
-use segexpand_engine::{Node, NodeOptions, TableSpec, Type, Value};
+use segexpand_engine::Value;
 use std::hint::black_box;
+
+#[path = "../shared/point_table.rs"]
+mod point_table;
+use point_table::{point_table, ROWS};
 use std::time::{Duration, Instant};
 
 fn harness(c: &mut Criterion) {
@@ -38,20 +42,7 @@ fn harness(c: &mut Criterion) {
 /// A point read bare, and inside the client loop's timing and recording.
 fn point_read(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
-    let node = Node::create_dir(&dir.path().join("n"), 4, NodeOptions::default()).unwrap();
-    node.create_table(
-        &TableSpec::new("t")
-            .not_null("id", Type::Int8)
-            .not_null("v", Type::Int8)
-            .distributed_by(&["id"]),
-    )
-    .unwrap();
-    const ROWS: u64 = 100_000;
-    node.bulk_load(
-        "t",
-        (0..ROWS).map(|i| vec![Value::Int8(i as i64), Value::Int8(0)]),
-    )
-    .unwrap();
+    let node = point_table(dir.path());
     let tl = Timeline::new(Duration::from_millis(100));
     let mut g = c.benchmark_group("point_read");
     let mut tx = node.begin().unwrap();

@@ -15,8 +15,12 @@
 //! (bare 2N − bare N) / N a read's.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 use segexpand_bench::timeline::{Op, Outcome, Timeline};
-use segexpand_engine::{Node, NodeOptions, TableSpec, Type, Value};
+use segexpand_engine::Value;
 use std::hint::black_box;
+
+#[path = "../shared/point_table.rs"]
+mod point_table;
+use point_table::{point_table, ROWS};
 use std::time::{Duration, Instant};
 
 fn main() {
@@ -24,20 +28,7 @@ fn main() {
     let mode = args.get(1).map_or("bare", String::as_str).to_string();
     let n: u64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(100_000);
     let dir = tempfile::tempdir().unwrap();
-    let node = Node::create_dir(&dir.path().join("n"), 4, NodeOptions::default()).unwrap();
-    node.create_table(
-        &TableSpec::new("t")
-            .not_null("id", Type::Int8)
-            .not_null("v", Type::Int8)
-            .distributed_by(&["id"]),
-    )
-    .unwrap();
-    const ROWS: u64 = 100_000;
-    node.bulk_load(
-        "t",
-        (0..ROWS).map(|i| vec![Value::Int8(i as i64), Value::Int8(0)]),
-    )
-    .unwrap();
+    let node = point_table(dir.path());
     // An interval longer than the run: under valgrind the program runs ~50x slower and
     // would cross 100 ms intervals (each a flush of the cells) 50x as often per read.
     let tl = Timeline::new(Duration::from_secs(3600));
