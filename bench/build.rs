@@ -3,36 +3,16 @@
 //! made it even if the checkout moves on after the build. Reruns when HEAD, the index
 //! or any workspace source changes.
 
-use std::path::Path;
-use std::process::Command;
+#[path = "shared/git_rev.rs"]
+mod git_rev;
 
-fn git(root: &Path, args: &[&str]) -> Option<String> {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(root)
-        .args(args)
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
+use git_rev::{git, revision};
+use std::path::Path;
 
 fn main() {
     let manifest = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default();
     let root = Path::new(&manifest).parent().unwrap_or(Path::new("."));
-    let rev = match git(root, &["rev-parse", "HEAD"]) {
-        Some(rev) if !rev.is_empty() => {
-            let dirty = git(root, &["status", "--porcelain", "--untracked-files=no"])
-                .is_some_and(|s| !s.is_empty());
-            if dirty {
-                format!("{rev}-dirty")
-            } else {
-                rev
-            }
-        }
-        _ => "unknown".into(),
-    };
+    let rev = revision(root);
     println!("cargo:rustc-env=SEGEXPAND_BUILD_REV={rev}");
     if let Some(dir) = git(root, &["rev-parse", "--absolute-git-dir"]) {
         let dir = Path::new(&dir);
@@ -46,6 +26,7 @@ fn main() {
     for d in [
         "bench/src",
         "bench/scenarios",
+        "bench/shared",
         "engine/src",
         "redistributor/src",
         "server/src",

@@ -8,6 +8,9 @@
 //! `figures`), so a plotted series is its CSV column.
 
 use super::{Config, Field, Finished};
+
+#[path = "../../shared/git_rev.rs"]
+mod git_rev;
 use crate::timeline::{Row, Sample, Timeline};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -71,29 +74,7 @@ pub fn git_revision() -> &'static str {
 /// The source checkout's revision now (it can differ from the build's if the checkout
 /// moved on after the build).
 pub fn checkout_revision() -> String {
-    let dir = env!("CARGO_MANIFEST_DIR");
-    let git = |args: &[&str]| {
-        std::process::Command::new("git")
-            .arg("-C")
-            .arg(dir)
-            .args(args)
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-    };
-    match git(&["rev-parse", "HEAD"]) {
-        Some(rev) if !rev.is_empty() => {
-            let dirty = git(&["status", "--porcelain", "--untracked-files=no"])
-                .is_some_and(|s| !s.is_empty());
-            if dirty {
-                format!("{rev}-dirty")
-            } else {
-                rev
-            }
-        }
-        _ => "unknown".into(),
-    }
+    git_rev::revision(std::path::Path::new(env!("CARGO_MANIFEST_DIR")))
 }
 
 /// What produced a figure: scenario, seed, revision, machine, time.
