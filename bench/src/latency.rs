@@ -59,7 +59,7 @@ impl Compact {
         self.clamped += o.clamped;
     }
 
-    /// Bytes it holds (for the memory figures).
+    /// Bytes its buckets take.
     pub fn bytes(&self) -> usize {
         self.buckets.len() * 16
     }

@@ -66,6 +66,20 @@ fn local_names(db_host: &str) -> Vec<String> {
 }
 
 /// The input file, checked whole; the segments it adds (gpexpand) or removes (gpshrink).
+/// `SELECT f(host, address, port, datadir, dbid, content)` for segment `s`: the
+/// check and the add take the same row.
+fn segment_call(f: &str, s: &Segment) -> String {
+    format!(
+        "SELECT {f}({}, {}, {}, {}, {}, {})",
+        literal(&s.hostname),
+        literal(&s.address),
+        s.port,
+        literal(&s.datadir),
+        s.dbid,
+        s.content
+    )
+}
+
 fn read_input(db: &mut Db, w: Workflow, path: &Path, host: &str) -> Res<Vec<Segment>> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Failure(format!("cannot read input file {}: {e}", path.display())))?;
@@ -187,16 +201,7 @@ pub(super) fn setup(db: &mut Db, w: Workflow, args: &ExpandArgs, input: &Path) -
     // and writable, outside the node's, dbid free) before anything changes.
     if w == Workflow::Expand {
         for s in &segs {
-            let r = db.q(&format!(
-                "SELECT segexpand_check_segment({}, {}, {}, {}, {}, {})",
-                literal(&s.hostname),
-                literal(&s.address),
-                s.port,
-                literal(&s.datadir),
-                s.dbid,
-                s.content
-            ));
-            if let Err(e) = r {
+            if let Err(e) = db.q(&segment_call("segexpand_check_segment", s)) {
                 return fail(format!(
                     "Invalid input file {}: segment content {} ({}): {}",
                     input.display(),
@@ -224,16 +229,7 @@ pub(super) fn setup(db: &mut Db, w: Workflow, args: &ExpandArgs, input: &Path) -
     match w {
         Workflow::Expand => {
             for s in &segs {
-                let r = db.q(&format!(
-                    "SELECT segexpand_add_segment({}, {}, {}, {}, {}, {})",
-                    literal(&s.hostname),
-                    literal(&s.address),
-                    s.port,
-                    literal(&s.datadir),
-                    s.dbid,
-                    s.content
-                ));
-                if let Err(e) = r {
+                if let Err(e) = db.q(&segment_call("segexpand_add_segment", s)) {
                     return fail(format!(
                         "adding segment {} (content {}, {}) failed: {e}; run gpexpand -r to \
                          roll the setup back",

@@ -406,20 +406,16 @@ pub fn parse_whole(s: &str, flag: &str, lo: u64, hi: u64) -> Result<u64, String>
 
 /// Parses a flag's number within bounds (clap's value parser).
 pub fn parse_number(s: &str, flag: &str, r: (f64, f64), unit: &str) -> Result<f64, String> {
-    let v: f64 = s.trim().parse().map_err(|_| {
+    // The refusal repeats what was typed, not the number it parsed to.
+    let refuse = || {
         format!(
             "{flag} must be a number between {} and {}{unit}, got {s}",
             num(r.0),
             num(r.1)
         )
-    })?;
-    check_number(v, flag, r, unit).map_err(|_| {
-        format!(
-            "{flag} must be a number between {} and {}{unit}, got {s}",
-            num(r.0),
-            num(r.1)
-        )
-    })
+    };
+    let v: f64 = s.trim().parse().map_err(|_| refuse())?;
+    check_number(v, flag, r, unit).map_err(|_| refuse())
 }
 
 /// `--rows`.
